@@ -1,0 +1,90 @@
+"""The one exception tree of pymodelkit.
+
+Every error the library raises derives from :class:`ModelKitError`. A subclass exists only for a condition a caller
+branches on, and it also inherits the builtin it honestly matches (``ValueError``, ``FileNotFoundError``), so code that
+does not know pymodelkit still catches it sensibly. Messages are one line, say what failed and where, and never carry
+secrets. Errors are picklable: extra attributes are keyword arguments kept in ``__reduce__``.
+
+    ModelKitError
+    ├── KitfileError (ValueError)           a Kitfile that cannot be parsed or does not validate
+    ├── InvalidReferenceError (ValueError)  a ModelKit reference or digest string that does not parse
+    ├── NotFoundError (FileNotFoundError)   a ModelKit, tag, blob or path that is not there
+    ├── DigestMismatchError (ValueError)    bytes whose size or digest differ from what was expected
+    ├── UnsafeArchiveError (ValueError)     a layer entry that would land outside the target, or is not allowed
+    ├── PackError                           a ModelKit that cannot be packed from the given files
+    ├── UnpackError                         files that cannot be written where unpack was asked to write them
+    └── StoreError                          the local store is unusable or an operation on it is refused
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "DigestMismatchError",
+    "InvalidReferenceError",
+    "KitfileError",
+    "ModelKitError",
+    "NotFoundError",
+    "PackError",
+    "StoreError",
+    "UnpackError",
+    "UnsafeArchiveError",
+]
+
+
+class ModelKitError(Exception):
+    """Base class of every error pymodelkit raises. ``str(err)`` is a one-line message."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        for key, value in details.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.details))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[ModelKitError], message: str, details: dict[str, Any]) -> ModelKitError:
+    return cls(message, **details)
+
+
+class KitfileError(ModelKitError, ValueError):
+    """A Kitfile that cannot be parsed or fails validation.
+
+    Attributes (when known): ``path`` (the Kitfile's file name), ``line`` (1-based), ``key``, and ``problems`` (the
+    list of every validation problem, each one line).
+    """
+
+
+class InvalidReferenceError(ModelKitError, ValueError):
+    """A ModelKit reference, tag or digest string that does not parse. Attribute ``reference``."""
+
+
+class NotFoundError(ModelKitError, FileNotFoundError):
+    """A ModelKit, tag, blob or file that does not exist. Attribute ``reference`` or ``path`` when known."""
+
+
+class DigestMismatchError(ModelKitError, ValueError):
+    """Content whose digest or size differs from the expected one. Attributes ``expected`` and ``actual``."""
+
+
+class UnsafeArchiveError(ModelKitError, ValueError):
+    """A layer entry that would escape the target directory or is of a refused type. Attribute ``entry``."""
+
+
+class PackError(ModelKitError):
+    """A ModelKit that cannot be packed: a missing path, a file that is not regular, an invalid bundle."""
+
+
+class UnpackError(ModelKitError):
+    """A file that cannot be written: it exists already, or is in the way of a directory."""
+
+
+class StoreError(ModelKitError):
+    """The local store refuses an operation or is found in a state it cannot work with."""

@@ -1,0 +1,170 @@
+"""The Kitfile as Python values: one dataclass per section, fields in kit's serialization order.
+
+Attribute names are snake_case; the YAML/JSON keys are kit's (``manifestVersion``, ``remotePath``, ``diffId``,
+``mcpServers``). Every string field defaults to ``""`` (kit's zero value: omitted when empty). ``parameters`` holds any
+YAML value; ``None`` means absent. ``digest`` and ``diff_id`` are filled by pack and never appear in YAML.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "Code",
+    "Dataset",
+    "Docs",
+    "Kitfile",
+    "LayerElement",
+    "LayerKind",
+    "McpServer",
+    "Model",
+    "ModelPart",
+    "Package",
+    "Prompt",
+]
+
+LayerKind = Literal["model", "modelpart", "code", "dataset", "docs", "prompt", "mcpserver"]
+
+
+@dataclass
+class Package:
+    """``package``: who made the ModelKit and under which name, version and license."""
+
+    name: str = ""
+    version: str = ""
+    description: str = ""
+    license: str = ""
+    authors: list[str] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        """True when every field is empty (YAML output then omits ``package``)."""
+        return not (self.name or self.version or self.description or self.license or self.authors)
+
+
+@dataclass
+class ModelPart:
+    """``model.parts[]``: an extra file or directory of the model (adapter, tokenizer, shard)."""
+
+    name: str = ""
+    path: str = ""
+    license: str = ""
+    type: str = ""
+    digest: str = ""
+    diff_id: str = ""
+
+
+@dataclass
+class Model:
+    """``model``: the model's own layer (``path`` may instead reference a parent ModelKit)."""
+
+    name: str = ""
+    path: str = ""
+    license: str = ""
+    framework: str = ""
+    format: str = ""
+    version: str = ""
+    description: str = ""
+    parts: list[ModelPart] = field(default_factory=list)
+    parameters: object = None
+    digest: str = ""
+    diff_id: str = ""
+
+
+@dataclass
+class Code:
+    """``code[]``: source code, notebooks, scripts."""
+
+    path: str = ""
+    description: str = ""
+    license: str = ""
+    digest: str = ""
+    diff_id: str = ""
+
+
+@dataclass
+class Dataset:
+    """``datasets[]``: a local dataset, or a remote one (``remote_path``: S3 URL or ModelKit reference)."""
+
+    name: str = ""
+    path: str = ""
+    remote_path: str = ""
+    remote_hash: str = ""
+    description: str = ""
+    license: str = ""
+    parameters: object = None
+    digest: str = ""
+    diff_id: str = ""
+
+
+@dataclass
+class Docs:
+    """``docs[]``: documentation. ``path`` is always serialized, even when empty."""
+
+    path: str = ""
+    description: str = ""
+    digest: str = ""
+    diff_id: str = ""
+
+
+@dataclass
+class Prompt:
+    """``prompts[]``: prompt files and agent skills; packed as ``code`` layers with the ``prompt`` subtype."""
+
+    name: str = ""
+    path: str = ""
+    description: str = ""
+    digest: str = ""
+    diff_id: str = ""
+
+
+@dataclass
+class McpServer:
+    """``mcpServers[]``: one ``.mcpb`` bundle, stored verbatim as a raw layer."""
+
+    name: str = ""
+    path: str = ""
+    description: str = ""
+    digest: str = ""
+    diff_id: str = ""
+
+
+LayerElement = Model | ModelPart | Code | Dataset | Docs | Prompt | McpServer
+
+
+@dataclass
+class Kitfile:
+    """A whole Kitfile. ``model`` of ``None`` means no model section."""
+
+    manifest_version: str = ""
+    package: Package = field(default_factory=Package)
+    model: Model | None = None
+    code: list[Code] = field(default_factory=list)
+    datasets: list[Dataset] = field(default_factory=list)
+    docs: list[Docs] = field(default_factory=list)
+    prompts: list[Prompt] = field(default_factory=list)
+    mcp_servers: list[McpServer] = field(default_factory=list)
+
+    def copy(self) -> Kitfile:
+        """A deep copy, safe to fill with layer digests."""
+        return copy.deepcopy(self)
+
+    def elements(self) -> Iterator[tuple[LayerKind, LayerElement]]:
+        """Every element that can carry a layer, in pack order: model, parts, code, datasets, docs, prompts,
+        mcpServers. Remote datasets and reference models are included; callers decide whether they get a layer."""
+        if self.model is not None:
+            yield "model", self.model
+            for part in self.model.parts:
+                yield "modelpart", part
+        for code in self.code:
+            yield "code", code
+        for dataset in self.datasets:
+            yield "dataset", dataset
+        for docs in self.docs:
+            yield "docs", docs
+        for prompt in self.prompts:
+            yield "prompt", prompt
+        for server in self.mcp_servers:
+            yield "mcpserver", server

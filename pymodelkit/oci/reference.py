@@ -1,0 +1,134 @@
+"""ModelKit references, parsed exactly as kit's ``ParseReference`` parses them (spec ``format.md``, "References").
+
+The first path component is a registry only if it contains ``.`` or ``:``; otherwise the registry is ``localhost`` and
+the whole string is the repository. A bare digest means ``localhost/_@<digest>``. Extra comma-separated tags are
+returned verbatim. An empty tag stays empty: each command decides whether to default it to ``latest``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+from pymodelkit.errors import InvalidReferenceError
+from pymodelkit.oci.digest import Digest, is_digest
+
+__all__ = ["DEFAULT_REGISTRY", "DEFAULT_TAG", "UNTAGGED_REPOSITORY", "Reference", "parse_reference"]
+
+DEFAULT_REGISTRY = "localhost"
+DEFAULT_TAG = "latest"
+UNTAGGED_REPOSITORY = "_"
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*"
+_REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_WEAK_RE = re.compile(r"[a-z0-9](.*[a-z0-9])?")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A ModelKit reference: registry, repository, and at most one of tag and digest."""
+
+    registry: str
+    repository: str
+    tag: str = ""
+    digest: Digest | None = None
+
+    @property
+    def repo_key(self) -> str:
+        """``registry/repository``: the key of the local store's per-repository files."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def has_reference(self) -> bool:
+        """Tell whether a tag or a digest is set."""
+        return bool(self.tag) or self.digest is not None
+
+    @property
+    def is_local(self) -> bool:
+        """Tell whether the registry is the local pseudo-registry ``localhost`` (no port)."""
+        return self.registry == DEFAULT_REGISTRY
+
+    def with_default_tag(self) -> Reference:
+        """This reference, with the tag ``latest`` when it has neither tag nor digest."""
+        return self if self.has_reference else replace(self, tag=DEFAULT_TAG)
+
+    def with_tag(self, tag: str) -> Reference:
+        """The same repository with ``tag`` and no digest."""
+        return replace(self, tag=tag, digest=None)
+
+    def with_digest(self, digest: Digest) -> Reference:
+        """The same repository pinned to ``digest``."""
+        return replace(self, tag="", digest=digest)
+
+    def __str__(self) -> str:
+        text = self.repo_key
+        if self.digest is not None:
+            return f"{text}@{self.digest}"
+        if self.tag:
+            return f"{text}:{self.tag}"
+        return text
+
+    def display(self) -> str:
+        """The short form kit prints: without ``localhost/``, and without the ``_`` of untagged packs."""
+        return format_for_display(str(self))
+
+
+def format_for_display(text: str) -> str:
+    """kit's ``FormatRepositoryForDisplay``: strip ``localhost/``, then a leading ``_``, then a leading ``@``."""
+    text = text.removeprefix(DEFAULT_REGISTRY + "/")
+    text = text.removeprefix(UNTAGGED_REPOSITORY)
+    return text.removeprefix("@")
+
+
+def parse_reference(text: str) -> tuple[Reference, list[str]]:
+    """Parse a reference and its extra comma-separated tags.
+
+    Raises:
+        InvalidReferenceError: the text is empty, or the registry, repository, tag or digest is invalid.
+    """
+    if is_digest(text):
+        return Reference(DEFAULT_REGISTRY, UNTAGGED_REPOSITORY, digest=Digest.parse(text)), []
+    if not text:
+        raise InvalidReferenceError("invalid reference: empty string", reference=text)
+    first, *extra = text.split(",")
+    registry, remainder = DEFAULT_REGISTRY, first
+    if "/" in first:
+        head, rest = first.split("/", 1)
+        if "." in head or ":" in head:
+            registry, remainder = head, rest
+    tag = ""
+    digest: Digest | None = None
+    if "@" in remainder:
+        repository, ref = remainder.split("@", 1)
+        repository = repository.split(":", 1)[0]
+        try:
+            digest = Digest.parse(ref)
+        except InvalidReferenceError:
+            raise InvalidReferenceError(
+                f"invalid reference {text!r}: {ref!r} is not a valid digest", reference=text
+            ) from None
+    elif ":" in remainder:
+        repository, tag = remainder.split(":", 1)
+    else:
+        repository = remainder
+    _check(text, registry, repository, tag)
+    return Reference(registry, repository, tag, digest), extra
+
+
+def _check(text: str, registry: str, repository: str, tag: str) -> None:
+    if repository != repository.lower():
+        raise InvalidReferenceError(
+            f"invalid reference {text!r}: repository name must be lowercase", reference=text
+        )
+    if not _WEAK_RE.search(repository) or not _REPOSITORY_RE.match(repository):
+        raise InvalidReferenceError(f"invalid reference {text!r}: invalid repository {repository!r}", reference=text)
+    try:
+        host = urlsplit("dummy://" + registry).netloc
+    except ValueError:
+        host = ""
+    if host != registry or not registry:
+        raise InvalidReferenceError(f"invalid reference {text!r}: invalid registry {registry!r}", reference=text)
+    if tag and not _TAG_RE.match(tag):
+        raise InvalidReferenceError(f"invalid reference {text!r}: invalid tag {tag!r}", reference=text)

@@ -1,0 +1,66 @@
+"""Every environment variable pymodelkit reads, read here and only here, at call time.
+
+| variable | meaning |
+|---|---|
+| ``KITOPS_HOME`` | kit's home holding ``storage/``; else ``$XDG_DATA_HOME/kitops``, else ``~/.local/share/kitops`` |
+| ``XDG_DATA_HOME``, ``HOME`` | the defaults above |
+| ``SOURCE_DATE_EPOCH`` | Unix seconds for the manifest's ``org.opencontainers.image.created`` (reproducible packs) |
+| ``PYMODELKIT_LOG_LEVEL`` | the CLI's default log level (``debug``, ``info``, ``warning``, ``error``) |
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+from pathlib import Path
+
+from pymodelkit.errors import ModelKitError
+
+__all__ = ["created_time", "kitops_home", "parse_bool"]
+
+
+def parse_bool(value: str | None, *, default: bool = False) -> bool:
+    """The one boolean parser for environment values: 1/true/yes/on and 0/false/no/off (any case)."""
+    if value is None or value.strip() == "":
+        return default
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ModelKitError(f"invalid boolean value {value!r}: use 1/0, true/false, yes/no or on/off")
+
+
+def kitops_home() -> Path:
+    """The kit home directory, resolved as kit resolves it (``KITOPS_HOME``, else the platform data dir)."""
+    explicit = os.environ.get("KITOPS_HOME")
+    if explicit:
+        return Path(explicit).absolute()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "kitops"
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        if local:
+            return Path(local) / "kitops"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if xdg:
+        return Path(xdg) / "kitops"
+    home = os.environ.get("HOME")
+    if not home:
+        raise ModelKitError("cannot find the kit home: set KITOPS_HOME or HOME")
+    return Path(home) / ".local" / "share" / "kitops"
+
+
+def created_time() -> _dt.datetime:
+    """The creation time for a new manifest: ``SOURCE_DATE_EPOCH`` when set (integer seconds), else now (UTC)."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw == "":
+        return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    try:
+        seconds = int(raw, 10)
+    except ValueError:
+        raise ModelKitError(
+            f'error creating manifest: invalid SOURCE_DATE_EPOCH "{raw}": must be integer Unix seconds'
+        ) from None
+    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc)
