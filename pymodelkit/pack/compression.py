@@ -108,7 +108,7 @@ def open_decompressing_reader(compression: str, source: BinaryIO) -> BinaryIO:
     if compression == "none":
         return source
     if compression == "gzip":
-        return gzip.GzipFile(fileobj=source, mode="rb")
+        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[return-value]
     if compression == "zstd":
         reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
         return reader
