@@ -1,5 +1,138 @@
-"""pymodelkit: KitOps ModelKits in pure Python."""
+"""pymodelkit: KitOps ModelKits in pure Python — Kitfiles, byte-exact packs, kit's local store, safe unpack.
+
+The public API is re-exported here; names load lazily, so ``import pymodelkit`` is cheap::
+
+    import pymodelkit
+
+    result = pymodelkit.pack("my-model/", tag="churn:v1")
+    pymodelkit.unpack("churn:v1", "deploy/")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from pymodelkit._version import __version__
+from pymodelkit.errors import (
+    DigestMismatchError,
+    InvalidReferenceError,
+    KitfileError,
+    ModelKitError,
+    NotFoundError,
+    PackError,
+    StoreError,
+    UnpackError,
+    UnsafeArchiveError,
+)
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from pymodelkit.catalog import (
+        ListedModelKit,
+        ModelKitDiff,
+        diff_modelkits,
+        info,
+        inspect,
+        list_modelkits,
+        remove,
+        tag,
+    )
+    from pymodelkit.kitfile import (
+        Code,
+        Dataset,
+        Docs,
+        Kitfile,
+        McpServer,
+        Model,
+        ModelPart,
+        Package,
+        Prompt,
+        dump_kitfile,
+        load_kitfile,
+        read_kitfile,
+        validate_kitfile,
+    )
+    from pymodelkit.oci import Descriptor, Digest, Manifest, Reference, parse_reference
+    from pymodelkit.pack.pipeline import PackResult, pack
+    from pymodelkit.progress import ProgressCallback, ProgressEvent
+    from pymodelkit.store import LocalStore
+    from pymodelkit.unpack.filters import UnpackFilter, parse_filter
+    from pymodelkit.unpack.unpacker import UnpackResult, unpack
+
+_LAZY = {
+    "pymodelkit.catalog": (
+        "ListedModelKit", "ModelKitDiff", "diff_modelkits", "info", "inspect", "list_modelkits", "remove", "tag",
+    ),
+    "pymodelkit.kitfile": (
+        "Code", "Dataset", "Docs", "Kitfile", "McpServer", "Model", "ModelPart", "Package", "Prompt",
+        "dump_kitfile", "load_kitfile", "read_kitfile", "validate_kitfile",
+    ),
+    "pymodelkit.oci": ("Descriptor", "Digest", "Manifest", "Reference", "parse_reference"),
+    "pymodelkit.pack.pipeline": ("PackResult", "pack"),
+    "pymodelkit.progress": ("ProgressCallback", "ProgressEvent"),
+    "pymodelkit.store": ("LocalStore",),
+    "pymodelkit.unpack.filters": ("UnpackFilter", "parse_filter"),
+    "pymodelkit.unpack.unpacker": ("UnpackResult", "unpack"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+__all__ = [
+    "Code",
+    "Dataset",
+    "Descriptor",
+    "Digest",
+    "DigestMismatchError",
+    "Docs",
+    "InvalidReferenceError",
+    "Kitfile",
+    "KitfileError",
+    "ListedModelKit",
+    "LocalStore",
+    "Manifest",
+    "McpServer",
+    "Model",
+    "ModelKitDiff",
+    "ModelKitError",
+    "ModelPart",
+    "NotFoundError",
+    "PackError",
+    "PackResult",
+    "Package",
+    "ProgressCallback",
+    "ProgressEvent",
+    "Prompt",
+    "Reference",
+    "StoreError",
+    "UnpackError",
+    "UnpackFilter",
+    "UnpackResult",
+    "UnsafeArchiveError",
+    "__version__",
+    "diff_modelkits",
+    "dump_kitfile",
+    "info",
+    "inspect",
+    "list_modelkits",
+    "load_kitfile",
+    "pack",
+    "parse_filter",
+    "parse_reference",
+    "read_kitfile",
+    "remove",
+    "tag",
+    "unpack",
+    "validate_kitfile",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pymodelkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-__all__ = ["Struct", "format_go_float", "format_rfc3339nano", "go_json_bytes", "go_json_string"]
+__all__ = ["Struct", "format_go_float", "format_rfc3339nano", "go_json_bytes", "go_json_string", "indent_json"]
 
 
 class Struct(dict[str, object]):
@@ -140,4 +140,50 @@ def go_json_bytes(value: object) -> bytes:
     """Encode ``value`` as compact JSON bytes identical to Go's ``json.Marshal`` output."""
     out: list[str] = []
     _encode(value, out)
+    return "".join(out).encode("utf-8", "surrogatepass")
+
+
+def indent_json(compact: bytes, indent: str = "  ") -> bytes:
+    """Re-indent compact JSON as Go's ``json.Indent`` does (``MarshalIndent`` = ``Marshal`` + this).
+
+    Empty objects and arrays stay ``{}`` and ``[]``; a space follows each ``:``; strings are copied verbatim.
+    """
+    text = compact.decode("utf-8", "surrogatepass")
+    out: list[str] = []
+    depth = 0
+    in_string = False
+    escaped = False
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif ch in "{[":
+            closing = "}" if ch == "{" else "]"
+            if i + 1 < n and text[i + 1] == closing:
+                out.append(ch + closing)
+                i += 2
+                continue
+            depth += 1
+            out.append(ch + "\n" + indent * depth)
+        elif ch in "}]":
+            depth -= 1
+            out.append("\n" + indent * depth + ch)
+        elif ch == ",":
+            out.append(",\n" + indent * depth)
+        elif ch == ":":
+            out.append(": ")
+        elif ch not in " \t\r\n":
+            out.append(ch)
+        i += 1
     return "".join(out).encode("utf-8", "surrogatepass")

@@ -1,0 +1,237 @@
+"""What is in the local store, as kit shows it: ``list``, ``inspect``, ``info``, ``tag``, ``remove`` and ``diff``.
+
+Each function is one library call behind one CLI command; the output formats (table, JSON) are kit's (spec
+``format.md``, "Listing and inspecting").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pymodelkit.errors import InvalidReferenceError
+from pymodelkit.kitfile import Kitfile, kitfile_from_json_bytes, kitfile_to_json_bytes
+from pymodelkit.oci.descriptor import Descriptor
+from pymodelkit.oci.digest import Digest
+from pymodelkit.oci.gojson import Struct, go_json_bytes, indent_json
+from pymodelkit.oci.manifest import Manifest
+from pymodelkit.oci.mediatypes import ANNOTATION_CLI_VERSION, ANNOTATION_FILEPATH, ANNOTATION_TOOL_VERSION
+from pymodelkit.oci.reference import Reference, format_for_display, parse_reference
+from pymodelkit.store import LocalStore, Removal
+
+__all__ = [
+    "LayerDiff",
+    "ListedModelKit",
+    "ModelKitDiff",
+    "diff_modelkits",
+    "format_bytes",
+    "format_list_json",
+    "format_list_table",
+    "info",
+    "inspect",
+    "list_modelkits",
+    "remove",
+    "tag",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ListedModelKit:
+    """One row of ``list``: a manifest in a repository, with its tags, Kitfile name and author, and layer bytes."""
+
+    repo: str
+    digest: Digest
+    tags: tuple[str, ...]
+    model_name: str
+    author: str
+    size: int
+
+
+def _reference(text: str | Reference) -> Reference:
+    ref = parse_reference(text)[0] if isinstance(text, str) else text
+    if not ref.has_reference:
+        raise InvalidReferenceError(f"missing tag or digest from ModelKit reference '{text}'", reference=str(text))
+    return ref
+
+
+def _config(store: LocalStore, manifest: Manifest) -> Kitfile:
+    return kitfile_from_json_bytes(store.read_blob(manifest.config.digest))
+
+
+def list_modelkits(store: LocalStore | None = None, repository: str | None = None) -> list[ListedModelKit]:
+    """Every ModelKit in the local store, sorted by repository then digest (optionally one repository only)."""
+    store = store if store is not None else LocalStore()
+    repo_key = None
+    if repository:
+        ref = parse_reference(repository)[0]
+        repo_key = ref.repo_key
+    rows: list[ListedModelKit] = []
+    for stored in store.list_modelkits(repo_key):
+        kitfile = _config(store, stored.manifest)
+        rows.append(
+            ListedModelKit(
+                repo=stored.repo_key,
+                digest=stored.digest,
+                tags=tuple(sorted(stored.tags)),
+                model_name=kitfile.package.name,
+                author=kitfile.package.authors[0] if kitfile.package.authors else "",
+                size=sum(layer.size for layer in stored.manifest.layers or ()),
+            )
+        )
+    rows.sort(key=lambda row: (row.repo, str(row.digest)))
+    return rows
+
+
+def format_bytes(size: int) -> str:
+    """kit's ``FormatBytes``: ``0 B``, ``<n> B`` under 1 KiB, else floor to 0.1 of KiB/MiB/GiB/TiB."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{int(value * 10) / 10:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_list_table(rows: Sequence[ListedModelKit]) -> str:
+    """The ``list`` table as Go's tabwriter prints it (padding 3), one line per tag."""
+    lines = [["REPOSITORY", "TAG", "MAINTAINER", "NAME", "SIZE", "DIGEST"]]
+    for row in rows:
+        repo = format_for_display(row.repo) or "<none>"
+        for tag in row.tags or ("<none>",):
+            lines.append([repo, tag, row.author or "<none>", row.model_name or "<none>", format_bytes(row.size),
+                          str(row.digest)])
+    widths = [max(len(line[col]) for line in lines) + 3 for col in range(5)]
+    return "".join(
+        "".join(cell.ljust(widths[col]) for col, cell in enumerate(line[:5])) + line[5] + "\n" for line in lines
+    )
+
+
+def format_list_json(rows: Sequence[ListedModelKit]) -> str:
+    """The ``list --format json`` output: kit's objects, two-space indented."""
+    items = [
+        Struct(
+            repo=format_for_display(row.repo),
+            digest=str(row.digest),
+            tags=list(row.tags) if row.tags else None,
+            modelName=row.model_name,
+            size=format_bytes(row.size),
+            author=row.author,
+        )
+        for row in rows
+    ]
+    return indent_json(go_json_bytes(items)).decode("utf-8")
+
+
+def inspect(reference: str | Reference, store: LocalStore | None = None) -> str:
+    """kit's ``inspect`` JSON for a ModelKit: its digest, cliVersion, Kitfile (config) and manifest."""
+    store = store if store is not None else LocalStore()
+    ref = _reference(reference)
+    descriptor, manifest = store.read_manifest(ref)
+    annotations = manifest.annotations or {}
+    version = annotations.get(ANNOTATION_CLI_VERSION) or annotations.get(ANNOTATION_TOOL_VERSION) or "unknown"
+    kitfile_json = kitfile_to_json_bytes(_config(store, manifest))
+    compact = b"".join(
+        [
+            b'{"digest":',
+            go_json_bytes(str(descriptor.digest)),
+            b',"cliVersion":',
+            go_json_bytes(version),
+            b',"kitfile":',
+            kitfile_json,
+            b',"manifest":',
+            manifest.to_json_bytes(),
+            b"}",
+        ]
+    )
+    return indent_json(compact).decode("utf-8")
+
+
+def info(reference: str | Reference, store: LocalStore | None = None) -> Kitfile:
+    """The Kitfile of a ModelKit, rebuilt from its config as kit does (dump it with ``dump_kitfile``)."""
+    store = store if store is not None else LocalStore()
+    ref = _reference(reference)
+    _, manifest = store.read_manifest(ref)
+    kitfile = _config(store, manifest)
+    for _, element in kitfile.elements():
+        element.digest = ""
+        element.diff_id = ""
+    return kitfile
+
+
+def tag(source: str | Reference, target: str | Reference, store: LocalStore | None = None) -> Descriptor:
+    """Give the ModelKit ``source`` the extra name ``target`` (another tag, or another repository)."""
+    store = store if store is not None else LocalStore()
+    src = _reference(source)
+    dst = parse_reference(target)[0] if isinstance(target, str) else target
+    if not dst.tag:
+        raise InvalidReferenceError(f"a tag is required for the target reference '{target}'", reference=str(target))
+    return store.tag(src, dst)
+
+
+def remove(reference: str | Reference, *, force: bool = False, store: LocalStore | None = None) -> list[Removal]:
+    """Remove a ModelKit or one of its tags from the local store (kit's ``remove`` semantics)."""
+    store = store if store is not None else LocalStore()
+    ref = parse_reference(reference)[0] if isinstance(reference, str) else reference
+    if not ref.has_reference:
+        raise InvalidReferenceError(f"tag or digest is required when removing ({reference})", reference=str(reference))
+    return store.remove(ref, force=force)
+
+
+@dataclass(frozen=True, slots=True)
+class LayerDiff:
+    """A layer in a diff: its media type, digest, size and Kitfile path."""
+
+    media_type: str
+    digest: Digest
+    size: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelKitDiff:
+    """kit's ``CompareManifests`` result between ModelKits A and B."""
+
+    identical: bool
+    same_config: bool
+    annotations_match: bool
+    shared_layers: tuple[LayerDiff, ...]
+    only_in_a: tuple[LayerDiff, ...]
+    only_in_b: tuple[LayerDiff, ...]
+
+
+def _layer_diff(layer: Descriptor) -> LayerDiff:
+    return LayerDiff(layer.media_type, layer.digest, layer.size, (layer.annotations or {}).get(ANNOTATION_FILEPATH, ""))
+
+
+def diff_modelkits(a: str | Reference, b: str | Reference, store: LocalStore | None = None) -> ModelKitDiff:
+    """Compare two ModelKits of the local store: config, annotations, and layers matched by digest and path."""
+    store = store if store is not None else LocalStore()
+    desc_a, man_a = store.read_manifest(_reference(a))
+    desc_b, man_b = store.read_manifest(_reference(b))
+    layers_a = [_layer_diff(layer) for layer in man_a.layers or ()]
+    layers_b = [_layer_diff(layer) for layer in man_b.layers or ()]
+    unmatched_a = list(layers_a)
+    shared: list[LayerDiff] = []
+    only_b: list[LayerDiff] = []
+    for layer in layers_b:
+        match = next((x for x in unmatched_a if x.digest == layer.digest and x.path == layer.path), None)
+        if match is None:
+            only_b.append(layer)
+        else:
+            unmatched_a.remove(match)
+            shared.append(layer)
+
+    def by_type(items: list[LayerDiff]) -> tuple[LayerDiff, ...]:
+        return tuple(sorted(items, key=lambda x: x.media_type))
+
+    return ModelKitDiff(
+        identical=desc_a.digest == desc_b.digest,
+        same_config=man_a.config.digest == man_b.config.digest,
+        annotations_match=dict(man_a.annotations or {}) == dict(man_b.annotations or {}),
+        shared_layers=by_type(shared),
+        only_in_a=by_type(unmatched_a),
+        only_in_b=by_type(only_b),
+    )
+

@@ -1,0 +1,150 @@
+"""The ``pymodelkit`` command: global options, logging, and one-line errors with distinct exit codes.
+
+Each subcommand lives in its own module and is one call of the library. Failures print one line on stderr
+(``pymodelkit: error: …``) and exit non-zero; ``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from pymodelkit import errors
+from pymodelkit._version import __version__
+from pymodelkit.cli.context import CliState
+from pymodelkit.cli.pack import pack_command
+from pymodelkit.cli.storage import (
+    diff_command,
+    fsck_command,
+    gc_command,
+    info_command,
+    inspect_command,
+    list_command,
+    remove_command,
+    tag_command,
+)
+from pymodelkit.cli.unpack import unpack_command
+
+__all__ = ["EXIT_CODES", "cli", "main"]
+
+# Most specific first: the first class an error is an instance of gives its exit code.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (errors.KitfileError, 3),
+    (errors.InvalidReferenceError, 4),
+    (errors.NotFoundError, 5),
+    (errors.DigestMismatchError, 6),
+    (errors.UnsafeArchiveError, 7),
+    (errors.PackError, 8),
+    (errors.UnpackError, 9),
+    (errors.StoreError, 10),
+    (errors.ModelKitError, 1),
+)
+
+
+class _OneLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"[{record.levelname[:4]}] {text}" if record.levelno == logging.WARNING else f"[ERROR] {text}"
+        return text
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More output: -v info logs, -vv debug logs and tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars and no informational output.")
+@click.option(
+    "--config",
+    "home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The kit home directory holding storage/ (default: $KITOPS_HOME, else ~/.local/share/kitops).",
+)
+@click.version_option(__version__, "--version", prog_name="pymodelkit")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, home: Path | None) -> None:
+    """Pack, inspect and unpack KitOps ModelKits, with no kit binary."""
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2:
+        level = logging.DEBUG
+    if quiet:
+        level = logging.ERROR
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    root = logging.getLogger("pymodelkit")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    ctx.obj = CliState(home=home, verbose=verbose, quiet=quiet)
+
+
+@cli.command("version")
+def version_command() -> None:
+    """Print the version."""
+    click.echo(f"Version: {__version__}")
+
+
+for command in (
+    pack_command,
+    unpack_command,
+    list_command,
+    inspect_command,
+    info_command,
+    tag_command,
+    remove_command,
+    diff_command,
+    fsck_command,
+    gc_command,
+):
+    cli.add_command(command)
+
+
+def _exit_code(error: BaseException) -> int:
+    for cls, code in EXIT_CODES:
+        if isinstance(error, cls):
+            return code
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code instead of raising (``pymodelkit`` console script)."""
+    verbose = any(arg in ("-v", "-vv", "-vvv", "--verbose") for arg in (argv if argv is not None else sys.argv[1:]))
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="pymodelkit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("pymodelkit: error: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("pymodelkit: error: interrupted", err=True)
+        return 130
+    except errors.ModelKitError as exc:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"pymodelkit: error: {_one_line(str(exc))}", err=True)
+        return _exit_code(exc)
+    except OSError as exc:
+        if verbose:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(f"pymodelkit: error: {exc.strerror or exc}{where}", err=True)
+        return 1
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Commands over the local store: ``list``, ``inspect``, ``info``, ``tag``, ``remove``, ``diff``, ``fsck``, ``gc``."""
+
+from __future__ import annotations
+
+import click
+
+from pymodelkit import catalog
+from pymodelkit.cli.context import get_state
+from pymodelkit.errors import StoreError
+from pymodelkit.kitfile import dump_kitfile
+from pymodelkit.oci.reference import format_for_display
+
+__all__ = [
+    "diff_command",
+    "fsck_command",
+    "gc_command",
+    "info_command",
+    "inspect_command",
+    "list_command",
+    "remove_command",
+    "tag_command",
+]
+
+
+@click.command("list")
+@click.argument("repository", required=False)
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def list_command(repository: str | None, output: str) -> None:
+    """List the ModelKits in the local store."""
+    rows = catalog.list_modelkits(get_state().store(), repository)
+    if output == "json":
+        click.echo(catalog.format_list_json(rows))
+    else:
+        click.echo(catalog.format_list_table(rows), nl=False)
+
+
+@click.command("inspect")
+@click.argument("reference")
+def inspect_command(reference: str) -> None:
+    """Print a ModelKit's digest, Kitfile and manifest as JSON."""
+    click.echo(catalog.inspect(reference, get_state().store()))
+
+
+@click.command("info")
+@click.argument("reference")
+def info_command(reference: str) -> None:
+    """Print a ModelKit's Kitfile."""
+    click.echo(dump_kitfile(catalog.info(reference, get_state().store())), nl=False)
+
+
+@click.command("tag")
+@click.argument("source")
+@click.argument("target")
+def tag_command(source: str, target: str) -> None:
+    """Give the ModelKit SOURCE the additional name TARGET."""
+    catalog.tag(source, target, get_state().store())
+    click.echo(f"Modelkit {source} tagged as {target}")
+
+
+@click.command("remove")
+@click.argument("reference", required=False)
+@click.option("-f", "--force", is_flag=True, help="Remove the ModelKit even if it has other tags.")
+@click.option("-a", "--all", "remove_all", is_flag=True, help="Remove every untagged ModelKit (with -f: everything).")
+def remove_command(reference: str | None, force: bool, remove_all: bool) -> None:
+    """Remove a ModelKit, or one of its tags, from the local store."""
+    state = get_state()
+    if remove_all == (reference is not None):
+        raise click.UsageError("give either a REFERENCE or --all")
+    store = state.store()
+    removals = store.remove_all(force=force) if remove_all else catalog.remove(reference or "", force=force,
+                                                                               store=store)
+    for removal in removals:
+        repo = format_for_display(removal.repo_key)
+        if removal.untagged_only:
+            click.echo(f"Untagged {repo}:{removal.tag}")
+        else:
+            click.echo(f"Removed {repo}@{removal.digest}")
+
+
+@click.command("diff")
+@click.argument("first")
+@click.argument("second")
+def diff_command(first: str, second: str) -> None:
+    """Compare two ModelKits of the local store."""
+    result = catalog.diff_modelkits(first, second, get_state().store())
+    if result.identical:
+        click.echo("ModelKits are identical")
+        return
+    click.echo(f"Config: {'same' if result.same_config else 'different'}")
+    click.echo(f"Annotations: {'match' if result.annotations_match else 'differ'}")
+    for title, layers in (
+        ("Shared layers", result.shared_layers),
+        (f"Layers only in {first}", result.only_in_a),
+        (f"Layers only in {second}", result.only_in_b),
+    ):
+        click.echo(f"\n{title}:")
+        click.echo(f"{'Type':<7} | {'Digest':<18} | Size")
+        for layer in layers:
+            kind = layer.media_type.rsplit("modelkit.", 1)[-1].split(".", 1)[0]
+            click.echo(f"{kind:<7} | {str(layer.digest)[:17]:<18} | {catalog.format_bytes(layer.size)}")
+
+
+@click.command("fsck")
+def fsck_command() -> None:
+    """Re-hash every blob of the local store and check every reference; exit non-zero on problems."""
+    report = get_state().store().fsck()
+    for stray in report.stray_ingest:
+        click.echo(f"stray ingest file: {stray}")
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+    if not report.ok:
+        raise StoreError(f"local store has {len(report.problems)} problems")
+    click.echo("local store is consistent")
+
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="Report what would be removed, remove nothing.")
+def gc_command(dry_run: bool) -> None:
+    """Remove blobs no ModelKit references, and stray ingest files."""
+    report = get_state().store().gc(dry_run=dry_run)
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(f"{verb} {len(report.removed)} blobs, {catalog.format_bytes(report.freed_bytes)}")

@@ -1,0 +1,284 @@
+"""``unpack``: a ModelKit from the local store into a directory, verified before a byte is written.
+
+The plan is computed first (parents' model layers, then the ModelKit's Kitfile and selected layers, picked by
+digest in kit's order: model, parts, datasets, code, docs, prompts, mcpServers). Every selected layer is then read
+once to check its size and digest and to scan every tar entry for anything unsafe. Only when all of them pass are
+files written (spec ``format.md``, "Unpack").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from pymodelkit.errors import DigestMismatchError, ModelKitError
+from pymodelkit.kitfile import Kitfile, dump_kitfile, is_modelkit_reference, kitfile_from_json_bytes
+from pymodelkit.kitfile.model import Dataset, LayerElement, LayerKind
+from pymodelkit.kitfile.paths import clean_path
+from pymodelkit.oci.descriptor import Descriptor
+from pymodelkit.oci.digest import Digest
+from pymodelkit.oci.manifest import Manifest
+from pymodelkit.oci.mediatypes import ANNOTATION_FILE_METADATA, ANNOTATION_FILEPATH, LayerMediaType
+from pymodelkit.oci.reference import Reference, parse_reference
+from pymodelkit.pack.compression import open_decompressing_reader
+from pymodelkit.progress import ProgressCallback, ProgressEvent
+from pymodelkit.store import LocalStore
+from pymodelkit.unpack.extract import extract_raw, extract_tar, scan_tar, write_kitfile
+from pymodelkit.unpack.filters import (
+    UnpackFilter,
+    parse_filter,
+    reduce_filters_for_parent,
+    should_unpack,
+    should_unpack_kitfile,
+)
+
+__all__ = ["MAX_PARENT_REFERENCES", "UnpackResult", "unpack"]
+
+logger = logging.getLogger(__name__)
+
+MAX_PARENT_REFERENCES = 10
+_READ_BYTES = 4 << 20
+_SELECTION_ORDER: tuple[LayerKind, ...] = ("model", "modelpart", "dataset", "code", "docs", "prompt", "mcpserver")
+_MEDIA_BASE = {"model": "model", "modelpart": "modelpart", "dataset": "dataset", "code": "code", "docs": "docs",
+               "prompt": "code", "mcpserver": "mcpb"}
+
+
+@dataclass(frozen=True, slots=True)
+class UnpackResult:
+    """What ``unpack`` wrote: the ModelKit's manifest digest, the files written, and the Kitfile's path if written."""
+
+    digest: Digest
+    files: tuple[Path, ...]
+    kitfile_path: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class _LayerStep:
+    descriptor: Descriptor
+    media_type: LayerMediaType
+    element_path: str
+
+
+@dataclass
+class _ModelKitStep:
+    reference: Reference
+    digest: Digest
+    kitfile: Kitfile
+    write_kitfile: bool
+    layers: list[_LayerStep] = field(default_factory=list)
+
+
+def unpack(
+    reference: str | Reference,
+    directory: str | os.PathLike[str],
+    *,
+    filters: Sequence[str | UnpackFilter] = (),
+    overwrite: bool = False,
+    ignore_existing: bool = False,
+    store: LocalStore | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> UnpackResult:
+    """Unpack a ModelKit from the local store into ``directory``.
+
+    Args:
+        reference: ``[registry/]repository[:tag|@digest]``; no tag means ``latest``.
+        directory: where to write; created if missing.
+        filters: kit's filter syntax (``model``, ``datasets:train``, ``kitfile,docs``…); none means everything.
+        overwrite: replace existing files (and a different Kitfile).
+        ignore_existing: leave existing files alone instead of failing.
+        store: the local store; default: the one under ``KITOPS_HOME``.
+        on_progress: called with a :class:`ProgressEvent` while layers are verified and written.
+
+    Raises:
+        NotFoundError: the ModelKit or a blob is not in the store. DigestMismatchError: a blob is corrupt.
+        UnsafeArchiveError: a layer entry would escape ``directory``. UnpackError: a file is in the way.
+    """
+    store = store if store is not None else LocalStore()
+    ref = _parse(reference)
+    active = [f if isinstance(f, UnpackFilter) else parse_filter(f) for f in filters]
+
+    steps = _plan(store, ref, active, visited=[], depth=0)
+    for step in steps:
+        for layer in step.layers:
+            _verify_layer(store, layer, on_progress)
+
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True, mode=0o755)
+    written: list[Path] = []
+    kitfile_path: Path | None = None
+    for step in steps:
+        if step.write_kitfile:
+            kitfile_path = write_kitfile(target, dump_kitfile(_without_digests(step.kitfile)), overwrite=overwrite)
+        for layer in step.layers:
+            written += _extract_layer(store, layer, target, overwrite=overwrite, ignore_existing=ignore_existing)
+    return UnpackResult(digest=steps[-1].digest, files=tuple(written), kitfile_path=kitfile_path)
+
+
+def _parse(reference: str | Reference) -> Reference:
+    ref = parse_reference(reference)[0] if isinstance(reference, str) else reference
+    if not ref.has_reference:
+        logger.info("No tag or digest specified. Using 'latest' as default")
+    return ref.with_default_tag()
+
+
+def _plan(
+    store: LocalStore, ref: Reference, filters: list[UnpackFilter], *, visited: list[str], depth: int
+) -> list[_ModelKitStep]:
+    descriptor, manifest = store.read_manifest(ref)
+    if manifest.format != "kitops":
+        raise ModelKitError(f"{ref.display()} is a ModelPack artifact; unpacking ModelPack is not supported yet")
+    kitfile = kitfile_from_json_bytes(store.read_blob(manifest.config.digest))
+    steps: list[_ModelKitStep] = []
+    is_parent = depth > 0
+    if kitfile.model is not None and is_modelkit_reference(kitfile.model.path):
+        parent_text = kitfile.model.path
+        chain = [*visited, str(ref)]
+        if parent_text in chain or str(_parse(parent_text)) in chain:
+            raise ModelKitError(f"found cycle in modelkit references: [{'=>'.join([*chain, parent_text])}]")
+        if depth + 1 > MAX_PARENT_REFERENCES:
+            raise ModelKitError(f"reached maximum number of model references: [{'=>'.join(chain)}]")
+        parent_filters = reduce_filters_for_parent(filters) if filters else []
+        if not filters or parent_filters:
+            steps += _plan(store, _parse(parent_text), parent_filters, visited=chain, depth=depth + 1)
+    step = _ModelKitStep(
+        reference=ref,
+        digest=descriptor.digest,
+        kitfile=kitfile,
+        write_kitfile=not is_parent and should_unpack_kitfile(filters),
+    )
+    step.layers = _select_layers(manifest, kitfile, filters)
+    steps.append(step)
+    return steps
+
+
+def _element_name(element: LayerElement) -> str:
+    return getattr(element, "name", "") or ""
+
+
+def _has_layer(kind: LayerKind, element: LayerElement) -> bool:
+    if kind == "model":
+        return bool(element.path) and not is_modelkit_reference(element.path)
+    if kind == "dataset":
+        assert isinstance(element, Dataset)
+        return not element.remote_path
+    return True
+
+
+def _select_layers(manifest: Manifest, kitfile: Kitfile, filters: list[UnpackFilter]) -> list[_LayerStep]:
+    layers = manifest.layers or ()
+    elements = [(kind, element) for kind, element in kitfile.elements() if _has_layer(kind, element)]
+    by_digest = {str(layer.digest): layer for layer in layers}
+    selected: list[_LayerStep] = []
+    if all(element.digest for _, element in elements):
+        for wanted in _SELECTION_ORDER:
+            for kind, element in elements:
+                if kind != wanted or not should_unpack(filters, kind, _element_name(element), element.path):
+                    continue
+                layer = by_digest.get(element.digest)
+                if layer is None:
+                    raise ModelKitError(f"layer {element.digest} of {kind} {element.path!r} is not in the manifest")
+                selected.append(_LayerStep(layer, LayerMediaType.parse(layer.media_type), element.path))
+        return selected
+    # Kitfiles without digests (very old ModelKits): pair manifest layers with elements by type, in order.
+    queues: dict[str, list[tuple[LayerKind, LayerElement]]] = {}
+    for kind, element in elements:
+        queues.setdefault(_MEDIA_BASE[kind], []).append((kind, element))
+    for layer in layers:
+        media_type = LayerMediaType.parse(layer.media_type)
+        queue = queues.get(media_type.base) or []
+        if not queue:
+            raise ModelKitError(f"manifest layer {layer.digest} has no matching entry in the Kitfile")
+        kind, element = queue.pop(0)
+        if should_unpack(filters, kind, _element_name(element), element.path):
+            selected.append(_LayerStep(layer, media_type, element.path))
+    return selected
+
+
+class _HashingReader:
+    """Passes reads through while hashing and counting, so a verification scan reads each byte once."""
+
+    def __init__(self, raw: BinaryIO, key: str, on_progress: ProgressCallback | None, total: int) -> None:
+        self._raw = raw
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self._key = key
+        self._on_progress = on_progress
+        self._total = total
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._count(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        self._count(memoryview(buffer)[:count])
+        return int(count)
+
+    def readable(self) -> bool:
+        return True
+
+    def _count(self, data: bytes | memoryview) -> None:
+        self.hasher.update(data)
+        self.size += len(data)
+        if self._on_progress is not None and len(data):
+            self._on_progress(ProgressEvent(self._key, self.size, self._total))
+
+    def drain(self) -> None:
+        buffer = bytearray(_READ_BYTES)
+        while self.readinto(buffer):
+            pass
+
+
+def _verify_layer(store: LocalStore, layer: _LayerStep, on_progress: ProgressCallback | None) -> None:
+    descriptor = layer.descriptor
+    with store.open_blob(descriptor.digest) as raw:
+        reader = _HashingReader(raw, f"verify {layer.element_path}", on_progress, descriptor.size)
+        if layer.media_type.format == "tar":
+            stream = open_decompressing_reader(layer.media_type.compression, reader)  # type: ignore[arg-type]
+            scan_tar(stream)
+        reader.drain()
+    actual = Digest("sha256", reader.hasher.hexdigest())
+    if actual != descriptor.digest or reader.size != descriptor.size:
+        raise DigestMismatchError(
+            f"layer {descriptor.digest} ({layer.element_path}) is corrupt: its content hashes to {actual} "
+            f"({reader.size} bytes, expected {descriptor.size}); nothing was unpacked",
+            expected=str(descriptor.digest),
+            actual=str(actual),
+        )
+
+
+def _extract_layer(
+    store: LocalStore, layer: _LayerStep, target: Path, *, overwrite: bool, ignore_existing: bool
+) -> list[Path]:
+    descriptor = layer.descriptor
+    with store.open_blob(descriptor.digest) as raw:
+        stream = open_decompressing_reader(layer.media_type.compression, raw)
+        if layer.media_type.format == "tar":
+            return extract_tar(stream, target, overwrite=overwrite, ignore_existing=ignore_existing)
+        annotations = descriptor.annotations or {}
+        file_path = annotations.get(ANNOTATION_FILEPATH) or clean_path(layer.element_path)
+        written = extract_raw(
+            stream,
+            target,
+            file_path=file_path,
+            metadata_json=annotations.get(ANNOTATION_FILE_METADATA),
+            expected_size=None,
+            overwrite=overwrite,
+            ignore_existing=ignore_existing,
+        )
+        return [written]
+
+
+def _without_digests(kitfile: Kitfile) -> Kitfile:
+    clean = kitfile.copy()
+    for _, element in clean.elements():
+        element.digest = ""
+        element.diff_id = ""
+    return clean
+
