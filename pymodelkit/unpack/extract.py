@@ -18,12 +18,15 @@ import os
 import secrets
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from pymodelkit.errors import UnpackError, UnsafeArchiveError
+import zstandard
+
+from pymodelkit.errors import NotFoundError, UnpackError, UnsafeArchiveError
 from pymodelkit.kitfile.paths import clean_path, is_local_path
 from pymodelkit.pack.compression import open_decompressing_reader
 
@@ -133,9 +136,7 @@ def check_tar_target(
             if st is not None and stat.S_ISLNK(st.st_mode):
                 raise _symlink_error(member.name, member.name)
             if st is not None and not stat.S_ISREG(st.st_mode):
-                raise UnpackError(
-                    f"path '{member.name}' already exists and is not a regular file", path=member.name
-                )
+                raise UnpackError(f"path '{member.name}' already exists and is not a regular file", path=member.name)
         planned.setdefault(member.name, False)
 
 
@@ -176,7 +177,7 @@ def extract_tar(
     written: list[Path] = []
     kinds: dict[str, bool] = {}
     buffer = bytearray(_COPY_BUFFER_BYTES)
-    root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = _open_target(target)
     try:
         count = 0
         tar = _open_tar(reader)
@@ -188,13 +189,20 @@ def extract_tar(
                     f"layer changed since it was scanned: unexpected entry {info.name}", entry=info.name
                 )
             count += 1
-            if member.is_dir:
-                _make_dir(root_fd, member, info.name)
-                continue
-            source = tar.extractfile(info) if tar is not None else None
-            assert source is not None  # regular members always have a data stream
-            if _write_file(root_fd, member, info.name, source, buffer, overwrite, ignore_existing):
-                written.append(target / member.name)
+            try:
+                if member.is_dir:
+                    _make_dir(root_fd, member, info.name)
+                    continue
+                source = tar.extractfile(info) if tar is not None else None
+                assert source is not None  # regular members always have a data stream
+                if _write_file(root_fd, member, info.name, source, buffer, overwrite, ignore_existing):
+                    written.append(target / member.name)
+            except _MalformedTar as exc:
+                raise UnsafeArchiveError(
+                    f"malformed tar layer in entry '{info.name}': {exc}", entry=info.name
+                ) from None
+            except OSError as exc:
+                raise UnpackError(f"failed to unpack {info.name}: {exc.strerror or exc}", path=info.name) from None
         if members is not None and count != len(members):
             raise UnsafeArchiveError("layer changed since it was scanned: entries missing", entry="")
         _drain(reader)
@@ -231,7 +239,7 @@ def extract_raw(
     name = _check_name(file_path, is_dir=False)
     mode, meta_size = _parse_raw_metadata(metadata_json, file_path)
     parts = name.split("/")
-    root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = _open_target(target)
     try:
         parent_fd = _open_parent(root_fd, parts, file_path, _PARENT_DIR_MODE)
         try:
@@ -239,21 +247,29 @@ def extract_raw(
             if _existing_file_is_skipped(parent_fd, base, file_path, overwrite, ignore_existing):
                 return target / name
             temp = f".pymodelkit-{secrets.token_hex(8)}.partial"
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                         dir_fd=parent_fd)
+            fd = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent_fd
+            )
             try:
                 with os.fdopen(fd, "wb", closefd=True) as sink:
-                    size = _copy(open_decompressing_reader(compression, stream), sink.fileno(),
-                                 bytearray(_COPY_BUFFER_BYTES))
+                    size = _copy(
+                        open_decompressing_reader(compression, stream), sink.fileno(), bytearray(_COPY_BUFFER_BYTES)
+                    )
                 for expected in (meta_size, expected_size):
                     if expected is not None and size != expected:
                         raise UnpackError(
                             f"raw layer {file_path} is {size} bytes, expected {expected}",
-                            path=file_path, expected=expected, actual=size,
+                            path=file_path,
+                            expected=expected,
+                            actual=size,
                         )
                 os.rename(temp, base, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
-            except BaseException:
+            except BaseException as exc:
                 _unlink_quietly(temp, parent_fd)
+                if isinstance(exc, _MalformedTar):
+                    raise UnsafeArchiveError(f"malformed raw layer {file_path}: {exc}", entry=file_path) from None
+                if isinstance(exc, OSError):
+                    raise UnpackError(f"failed to unpack {file_path}: {exc.strerror or exc}", path=file_path) from None
                 raise
         finally:
             os.close(parent_fd)
@@ -275,7 +291,7 @@ def write_kitfile(target: Path, yaml_text: str, *, overwrite: bool) -> Path:
     target = Path(target)
     data = yaml_text.encode("utf-8")
     path = target / KITFILE_NAME
-    root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = _open_target(target)
     try:
         st = _lstat_at(root_fd, KITFILE_NAME)
         if st is not None:
@@ -304,7 +320,12 @@ _INVALID_HEADER_ERROR: type[Exception] = tarfile.InvalidHeaderError  # type: ign
 
 
 class _MalformedTar(Exception):
-    """A header tarfile would silently treat as the end of the archive."""
+    """Layer bytes that do not decode: a corrupt header (which tarfile would take for the end) or bad compression."""
+
+
+# What reading a damaged layer raises: tarfile, gzip (OSError, EOFError), zlib and zstandard errors.
+_READ_ERRORS: tuple[type[Exception], ...] = (tarfile.TarError, OSError, EOFError, zlib.error, zstandard.ZstdError)
+_DAMAGED_LAYER_ERRORS: tuple[type[Exception], ...] = (_MalformedTar, *_READ_ERRORS)
 
 
 class _StrictTarInfo(tarfile.TarInfo):
@@ -337,7 +358,7 @@ def _open_tar(reader: IO[bytes]) -> tarfile.TarFile | None:
         if counted.count == 0:
             return None
         raise UnsafeArchiveError(f"malformed tar layer: {exc}", entry="") from None
-    except _MalformedTar as exc:
+    except _DAMAGED_LAYER_ERRORS as exc:
         raise UnsafeArchiveError(f"malformed tar layer: {exc}", entry="") from None
 
 
@@ -352,7 +373,7 @@ def _iter_open_tar(tar: tarfile.TarFile | None) -> Iterator[tarfile.TarInfo]:
     while True:
         try:
             info = tar.next()
-        except (tarfile.TarError, _MalformedTar) as exc:
+        except _DAMAGED_LAYER_ERRORS as exc:
             raise UnsafeArchiveError(f"malformed tar layer after entry '{last}': {exc}", entry=last) from None
         if info is None:
             if tar.pax_headers:
@@ -382,25 +403,29 @@ class _CountingReader:
 
 def _member_of(info: tarfile.TarInfo) -> TarMember:
     if info.type == tarfile.DIRTYPE:
-        return TarMember(name=_check_name(info.name, is_dir=True), is_dir=True, mode=info.mode & _PERMISSION_BITS,
-                         size=0)
+        return TarMember(
+            name=_check_name(info.name, is_dir=True), is_dir=True, mode=info.mode & _PERMISSION_BITS, size=0
+        )
     if info.type in _ACCEPTED_FILE_TYPES:
-        return TarMember(name=_check_name(info.name, is_dir=False), is_dir=False,
-                         mode=info.mode & _PERMISSION_BITS, size=info.size)
+        return TarMember(
+            name=_check_name(info.name, is_dir=False), is_dir=False, mode=info.mode & _PERMISSION_BITS, size=info.size
+        )
     kind = _TYPE_NAMES.get(info.type, f"typeflag {info.type!r}")
-    raise UnsafeArchiveError(f"unrecognized type in archive: {info.name} ({kind})", entry=info.name,
-                             typeflag=info.type.decode("latin-1"))
+    raise UnsafeArchiveError(
+        f"unrecognized type in archive: {info.name} ({kind})", entry=info.name, typeflag=info.type.decode("latin-1")
+    )
 
 
 def _check_name(raw: str, *, is_dir: bool) -> str:
     """The cleaned name of an entry, or UnsafeArchiveError when it could land outside the target."""
     if raw == "":
         raise UnsafeArchiveError("illegal file path: (empty name)", entry=raw)
+    if "\x00" in raw:
+        raise UnsafeArchiveError(f"illegal file path: {raw!r}: NUL in name", entry=raw)
     if raw.startswith("/"):
         raise UnsafeArchiveError(f"illegal file path: {raw}: absolute paths are not supported", entry=raw)
     if not is_local_path(raw):
-        raise UnsafeArchiveError(f"illegal file path: {raw}: layer paths must stay within context directory",
-                                 entry=raw)
+        raise UnsafeArchiveError(f"illegal file path: {raw}: layer paths must stay within context directory", entry=raw)
     if ".." in raw.split("/"):
         raise UnsafeArchiveError(f"illegal file path: {raw}: path contains a '..' element", entry=raw)
     cleaned = clean_path(raw)
@@ -433,8 +458,11 @@ def _is_seekable(stream: BinaryIO) -> bool:
 
 
 def _drain(reader: IO[bytes]) -> None:
-    while reader.read(_COPY_BUFFER_BYTES):
-        pass
+    try:
+        while reader.read(_COPY_BUFFER_BYTES):
+            pass
+    except _READ_ERRORS as exc:
+        raise UnsafeArchiveError(f"malformed layer after its last entry: {exc}", entry="") from None
 
 
 # --- writing under a directory descriptor ------------------------------------------------------------------------
@@ -561,13 +589,16 @@ def _copy(source: IO[bytes], fd: int, buffer: bytearray) -> int:
     total = 0
     readinto = getattr(source, "readinto", None)
     while True:
-        if readinto is not None:
-            n = readinto(view)
-            chunk = view[:n] if n else None
-        else:
-            data = source.read(len(buffer))
-            n = len(data)
-            chunk = memoryview(data) if n else None
+        try:
+            if readinto is not None:
+                n = readinto(view) or 0
+                chunk = view[:n] if n else None
+            else:
+                data = source.read(len(buffer))
+                n = len(data)
+                chunk = memoryview(data) if n else None
+        except _READ_ERRORS as exc:
+            raise _MalformedTar(str(exc) or type(exc).__name__) from None
         if chunk is None:
             return total
         while chunk:
@@ -592,9 +623,17 @@ def _parse_raw_metadata(metadata_json: str | None, file_path: str) -> tuple[int,
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise UnpackError(f"invalid file metadata annotation for {file_path}: bad {key}", path=file_path)
     if typeflag != 0:
-        raise UnsafeArchiveError(f"unrecognized type in raw layer: {file_path} (typeflag {typeflag})",
-                                 entry=file_path)
+        raise UnsafeArchiveError(f"unrecognized type in raw layer: {file_path} (typeflag {typeflag})", entry=file_path)
     return mode & _PERMISSION_BITS, size
+
+
+def _open_target(target: Path) -> int:
+    try:
+        return os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFoundError(f"unpack directory {target} does not exist", path=str(target)) from None
+    except NotADirectoryError:
+        raise UnpackError(f"unpack directory {target} is not a directory", path=str(target)) from None
 
 
 def _symlink_error(raw: str, component: str) -> UnsafeArchiveError:

@@ -76,9 +76,7 @@ def parse_filter(text: str) -> UnpackFilter:
     types: list[str] = []
     for word in types_and_ids[0].split(","):
         if word not in FILTER_TYPES:
-            raise UnpackError(
-                f"invalid filter type {word} (must be one of {', '.join(FILTER_TYPES)})", filter=text
-            )
+            raise UnpackError(f"invalid filter type {word} (must be one of {', '.join(FILTER_TYPES)})", filter=text)
         types.append(word)
     # "model:" has one empty id (it matches an empty name), exactly as kit's strings.Split gives.
     ids = frozenset(types_and_ids[1].split(",")) if len(types_and_ids) == 2 else frozenset()

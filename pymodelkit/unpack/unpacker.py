@@ -25,11 +25,11 @@ from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import Manifest
 from pymodelkit.oci.mediatypes import ANNOTATION_FILE_METADATA, ANNOTATION_FILEPATH, LayerMediaType
 from pymodelkit.oci.reference import Reference, parse_reference
-from pymodelkit.pack.compression import open_decompressing_reader
 from pymodelkit.progress import ProgressCallback, ProgressEvent
 from pymodelkit.store import LocalStore
-from pymodelkit.unpack.extract import extract_raw, extract_tar, scan_tar, write_kitfile
+from pymodelkit.unpack.extract import TarMember, check_tar_target, extract_raw, extract_tar, scan_tar, write_kitfile
 from pymodelkit.unpack.filters import (
+    MATCH_NOTHING,
     UnpackFilter,
     parse_filter,
     reduce_filters_for_parent,
@@ -103,19 +103,24 @@ def unpack(
     active = [f if isinstance(f, UnpackFilter) else parse_filter(f) for f in filters]
 
     steps = _plan(store, ref, active, visited=[], depth=0)
-    for step in steps:
-        for layer in step.layers:
-            _verify_layer(store, layer, on_progress)
+    members = {
+        id(layer): _verify_layer(store, layer, on_progress) for step in steps for layer in step.layers
+    }
 
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True, mode=0o755)
+    for scanned in members.values():
+        if scanned is not None:
+            check_tar_target(scanned, target, overwrite=overwrite, ignore_existing=ignore_existing)
     written: list[Path] = []
     kitfile_path: Path | None = None
     for step in steps:
         if step.write_kitfile:
             kitfile_path = write_kitfile(target, dump_kitfile(_without_digests(step.kitfile)), overwrite=overwrite)
         for layer in step.layers:
-            written += _extract_layer(store, layer, target, overwrite=overwrite, ignore_existing=ignore_existing)
+            written += _extract_layer(
+                store, layer, members[id(layer)], target, overwrite=overwrite, ignore_existing=ignore_existing
+            )
     return UnpackResult(digest=steps[-1].digest, files=tuple(written), kitfile_path=kitfile_path)
 
 
@@ -142,8 +147,8 @@ def _plan(
             raise ModelKitError(f"found cycle in modelkit references: [{'=>'.join([*chain, parent_text])}]")
         if depth + 1 > MAX_PARENT_REFERENCES:
             raise ModelKitError(f"reached maximum number of model references: [{'=>'.join(chain)}]")
-        parent_filters = reduce_filters_for_parent(filters) if filters else []
-        if not filters or parent_filters:
+        parent_filters = reduce_filters_for_parent(filters)
+        if parent_filters != [MATCH_NOTHING]:
             steps += _plan(store, _parse(parent_text), parent_filters, visited=chain, depth=depth + 1)
     step = _ModelKitStep(
         reference=ref,
@@ -235,13 +240,16 @@ class _HashingReader:
             pass
 
 
-def _verify_layer(store: LocalStore, layer: _LayerStep, on_progress: ProgressCallback | None) -> None:
+def _verify_layer(
+    store: LocalStore, layer: _LayerStep, on_progress: ProgressCallback | None
+) -> list[TarMember] | None:
+    """Check a layer's size and digest, scanning a tar layer's entries in the same read; return the entries."""
     descriptor = layer.descriptor
+    members: list[TarMember] | None = None
     with store.open_blob(descriptor.digest) as raw:
         reader = _HashingReader(raw, f"verify {layer.element_path}", on_progress, descriptor.size)
         if layer.media_type.format == "tar":
-            stream = open_decompressing_reader(layer.media_type.compression, reader)  # type: ignore[arg-type]
-            scan_tar(stream)
+            members = scan_tar(reader, compression=layer.media_type.compression)  # type: ignore[arg-type]
         reader.drain()
     actual = Digest("sha256", reader.hasher.hexdigest())
     if actual != descriptor.digest or reader.size != descriptor.size:
@@ -251,26 +259,41 @@ def _verify_layer(store: LocalStore, layer: _LayerStep, on_progress: ProgressCal
             expected=str(descriptor.digest),
             actual=str(actual),
         )
+    return members
 
 
 def _extract_layer(
-    store: LocalStore, layer: _LayerStep, target: Path, *, overwrite: bool, ignore_existing: bool
+    store: LocalStore,
+    layer: _LayerStep,
+    members: list[TarMember] | None,
+    target: Path,
+    *,
+    overwrite: bool,
+    ignore_existing: bool,
 ) -> list[Path]:
     descriptor = layer.descriptor
+    compression = layer.media_type.compression
     with store.open_blob(descriptor.digest) as raw:
-        stream = open_decompressing_reader(layer.media_type.compression, raw)
         if layer.media_type.format == "tar":
-            return extract_tar(stream, target, overwrite=overwrite, ignore_existing=ignore_existing)
+            return extract_tar(
+                raw,
+                target,
+                overwrite=overwrite,
+                ignore_existing=ignore_existing,
+                compression=compression,
+                members=members,
+            )
         annotations = descriptor.annotations or {}
         file_path = annotations.get(ANNOTATION_FILEPATH) or clean_path(layer.element_path)
         written = extract_raw(
-            stream,
+            raw,
             target,
             file_path=file_path,
             metadata_json=annotations.get(ANNOTATION_FILE_METADATA),
             expected_size=None,
             overwrite=overwrite,
             ignore_existing=ignore_existing,
+            compression=compression,
         )
         return [written]
 

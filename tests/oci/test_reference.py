@@ -65,3 +65,9 @@ def test_string_and_display_forms() -> None:
     assert untagged.display() == DIGEST
     assert format_for_display("localhost/_") == ""
     assert str(parse_reference("ghcr.io/org/m")[0].with_default_tag()) == "ghcr.io/org/m:latest"
+
+
+@pytest.mark.parametrize("text", ["test:v1\n", "test:ünï", "tést:v1"])
+def test_non_ascii_and_trailing_newlines_are_refused(text: str) -> None:
+    with pytest.raises(InvalidReferenceError):
+        parse_reference(text)
