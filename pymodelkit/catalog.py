@@ -1,7 +1,7 @@
 """What is in the local store, as kit shows it: ``list``, ``inspect``, ``info``, ``tag``, ``remove`` and ``diff``.
 
 Each function is one library call behind one CLI command; the output formats (table, JSON) are kit's (spec
-``format.md``, "Listing and inspecting").
+``format.md``, §6.4 "List, tag, remove").
 """
 
 from __future__ import annotations

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import sys
 from pathlib import Path
 
 from pymodelkit.errors import ModelKitError
 
 __all__ = ["created_time", "kitops_home", "parse_bool"]
+
+_EPOCH_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 
 def parse_bool(value: str | None, *, default: bool = False) -> bool:
@@ -57,10 +60,13 @@ def created_time() -> _dt.datetime:
     raw = os.environ.get("SOURCE_DATE_EPOCH")
     if raw is None or raw == "":
         return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
-    try:
-        seconds = int(raw, 10)
-    except ValueError:
+    if not _EPOCH_RE.fullmatch(raw) or not -(2**63) <= int(raw) < 2**63:
         raise ModelKitError(
             f'error creating manifest: invalid SOURCE_DATE_EPOCH "{raw}": must be integer Unix seconds'
+        )
+    try:
+        return _dt.datetime.fromtimestamp(int(raw), _dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise ModelKitError(
+            f'error creating manifest: SOURCE_DATE_EPOCH "{raw}" is out of the range of dates this system handles'
         ) from None
-    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc)

@@ -4,6 +4,10 @@ Implements spec ``kitops-modelkit.md`` §2.5: moby/patternmatcher v0.6.0 semanti
 ``ignorefile.ReadAll`` rules, each compiled the way patternmatcher compiles it: to an exact, prefix or suffix test or
 to a Go regular expression, which is translated here to an equivalent Python one), and kit's ``Matches`` after PR
 #1280 (other layers exclude by whole path element). The walk that uses it lives in :mod:`pymodelkit.pack.walk`.
+
+Longer than the house limit because patternmatcher hands pattern text on to Go's regexp package, so matching
+exactly needs a Go ``filepath.Match`` syntax check and a Go-regexp-to-Python translator; both are the private
+helpers in the second half of the module (candidates for a private module of their own).
 """
 
 from __future__ import annotations

@@ -65,11 +65,14 @@ def walk_layer(
     The checks kit makes before walking run now: a layer path matched by the ignore rules produces the warning
     ``<layer_type> layer path <P> ignored by kitignore``, and a missing path raises. The walk itself is lazy; it
     lists one directory at a time. Warnings (symlinks skipped, paths dropped by kit's ``..`` bug) go to
-    ``on_warning``, or to this module's logger when it is None.
+    ``on_warning``, or to this module's logger when it is None. When the walk has yielded no file bytes at all,
+    it ends with kit's warning ``No files detected in <layer_type> layer with path <P>`` (kit computes that in a
+    separate pass before packing, counting OS junk files and ``..``-dropped files too).
 
     Raises:
-        PackError: ``path <P> does not exist``; while iterating, a directory that cannot be listed or an entry that
-            cannot be stat'ed anywhere in the context (kit fails the same way).
+        PackError: ``error processing <layer_type>: path <P> does not exist`` (or ``is neither a file nor a
+            directory``); while iterating, a directory that cannot be listed or an entry that cannot be stat'ed
+            anywhere in the context (kit fails the same way).
     """
     warn = on_warning if on_warning is not None else logger.warning
     base = clean_path(layer_path)
@@ -77,15 +80,20 @@ def walk_layer(
     if matcher.matches(base, base):
         warn(f"{layer_type} layer path {base} ignored by kitignore")
     try:
-        os.stat(os.path.join(root, base))
+        info = os.stat(os.path.join(root, base))
     except FileNotFoundError:
-        raise PackError(f"path {base} does not exist", path=base) from None
+        raise PackError(f"error processing {layer_type}: path {base} does not exist", path=base) from None
     except OSError as err:
-        raise PackError(f"stat {base}: {_reason(err)}", path=base) from None
-    return _walk(root, base, matcher, warn)
+        raise PackError(f"error processing {layer_type}: stat {base}: {_reason(err)}", path=base) from None
+    if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+        raise PackError(f"error processing {layer_type}: path {base} is neither a file nor a directory", path=base)
+    return _walk(root, base, matcher, warn, f"No files detected in {layer_type} layer with path {base}")
 
 
-def _walk(root: str, base: str, matcher: IgnoreMatcher, warn: Callable[[str], None]) -> Iterator[TarEntry]:
+def _walk(
+    root: str, base: str, matcher: IgnoreMatcher, warn: Callable[[str], None], empty_warning: str
+) -> Iterator[TarEntry]:
+    file_bytes = 0
     # Each stack frame is the sorted listing of one directory that is being visited, and the next index into it.
     stack: list[tuple[str, list[str], int]] = [("", _list_dir(root, "."), 0)]
     while stack:
@@ -121,9 +129,14 @@ def _walk(root: str, base: str, matcher: IgnoreMatcher, warn: Callable[[str], No
                 stack.append((rel + "/", children or [], 0))
             logger.debug("Skipping %s: ignored", rel)
             continue
-        yield TarEntry(rel, Path(full), is_dir, stat.S_IMODE(mode), 0 if is_dir else info.st_size)
         if is_dir:
+            yield TarEntry(rel, Path(full), True, stat.S_IMODE(mode), 0)
             stack.append((rel + "/", children or [], 0))
+        else:
+            file_bytes += info.st_size
+            yield TarEntry(rel, Path(full), False, stat.S_IMODE(mode), info.st_size)
+    if file_bytes == 0:
+        warn(empty_warning)
 
 
 def _list_dir(path: str, rel: str) -> list[str]:
@@ -149,10 +162,8 @@ def _same_dir_tree(base: str, rel: str, warn: Callable[[str], None]) -> bool:
     return True
 
 
-def _go_rel(basepath: str, targpath: str) -> str | None:
-    """Go's ``filepath.Rel`` on Unix (lexical); None where Go returns an error."""
-    base = clean_path(basepath)
-    targ = clean_path(targpath)
+def _go_rel(base: str, targ: str) -> str | None:
+    """Go's ``filepath.Rel`` on Unix (lexical) for already cleaned paths; None where Go returns an error."""
     if targ == base:
         return "."
     if base == ".":
@@ -190,8 +201,15 @@ _JUNK_FOLDED = frozenset(_fold(name) for name in OS_JUNK_FILES)
 _JUNK_LENGTHS = frozenset(len(name) for name in OS_JUNK_FILES)
 
 
+_JUNK_LOWER = frozenset(name.lower() for name in OS_JUNK_FILES)
+
+
 def _is_os_junk(name: str) -> bool:
-    return len(name) in _JUNK_LENGTHS and _fold(name) in _JUNK_FOLDED
+    if len(name) not in _JUNK_LENGTHS:
+        return False
+    if name.isascii():  # ASCII letters fold only among themselves
+        return name.lower() in _JUNK_LOWER
+    return _fold(name) in _JUNK_FOLDED
 
 
 def _reason(err: OSError) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from pymodelkit.errors import DigestMismatchError, ModelKitError
+from pymodelkit.errors import DigestMismatchError, ModelKitError, UnpackError
 from pymodelkit.kitfile import Kitfile, dump_kitfile, is_modelkit_reference, kitfile_from_json_bytes
 from pymodelkit.kitfile.model import Dataset, LayerElement, LayerKind
 from pymodelkit.kitfile.paths import clean_path
@@ -179,14 +179,19 @@ def _select_layers(manifest: Manifest, kitfile: Kitfile, filters: list[UnpackFil
     elements = [(kind, element) for kind, element in kitfile.elements() if _has_layer(kind, element)]
     by_digest = {str(layer.digest): layer for layer in layers}
     selected: list[_LayerStep] = []
-    if all(element.digest for _, element in elements):
+    with_info = sum(1 for _, element in elements if element.digest)
+    if 0 < with_info < len(elements):
+        raise UnpackError(
+            f"invalid ModelKit config: only {with_info} of its {len(elements)} layered entries have layer digests"
+        )
+    if with_info == len(elements):
         for wanted in _SELECTION_ORDER:
             for kind, element in elements:
                 if kind != wanted or not should_unpack(filters, kind, _element_name(element), element.path):
                     continue
                 layer = by_digest.get(element.digest)
                 if layer is None:
-                    raise ModelKitError(f"layer {element.digest} of {kind} {element.path!r} is not in the manifest")
+                    raise UnpackError(f"layer {element.digest} of {kind} {element.path!r} is not in the manifest")
                 selected.append(_LayerStep(layer, LayerMediaType.parse(layer.media_type), element.path))
         return selected
     # Kitfiles without digests (very old ModelKits): pair manifest layers with elements by type, in order.

@@ -1,5 +1,5 @@
 """Killing pack at arbitrary points leaves a store that lists, checks clean, unpacks and re-packs (spec format.md,
-"Atomic writes")."""
+§6.3 "Atomic write protocol")."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -315,3 +316,11 @@ def test_file_that_vanished_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(PackError) as caught:
         tar_bytes([TarEntry("gone", tmp_path / "gone", False, 0o644, 0)])
     assert str(caught.value) == "failed to open file for archiving: gone: no such file or directory"
+
+
+def test_undecodable_name_bytes_are_kept_in_pax_path(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9.bin")  # a non-UTF-8 file name, as os.listdir returns it
+    blocks = tar_header_blocks(TarEntry(name, tmp_path, False, 0o644, 0))
+    assert blocks[:100] == field(b"PaxHeaders.0/caf.bin", 100)
+    assert blocks[512:532] == b"17 path=caf\xe9.bin\n" + bytes(3)
+    assert blocks[1024:1124] == field(b"caf.bin", 100)

@@ -157,8 +157,25 @@ def test_prefix_sibling_goes_to_the_dot_layer(tmp_path: Path) -> None:
 
 def test_missing_layer_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(PackError) as caught:
-        walk_layer(tmp_path, "./nothing/here/", IgnoreMatcher([], []))
-    assert str(caught.value) == "path nothing/here does not exist"
+        walk_layer(tmp_path, "./nothing/here/", IgnoreMatcher([], []), layer_type="dataset")
+    assert str(caught.value) == "error processing dataset: path nothing/here does not exist"
+
+
+def test_layer_path_that_is_no_file_or_directory_is_an_error(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(PackError) as caught:
+        walk_layer(tmp_path, "pipe", IgnoreMatcher([], []))
+    assert str(caught.value) == "error processing model: path pipe is neither a file nor a directory"
+
+
+def test_layer_without_file_bytes_warns_at_the_end(tmp_path: Path) -> None:
+    make_files(tmp_path, ["m/a", "other/b"])
+    (tmp_path / "m" / "a").write_bytes(b"")
+    (tmp_path / "m" / "sub").mkdir()
+    warnings: list[str] = []
+    got = names(tmp_path, "m", IgnoreMatcher([], ["m", "other"]), on_warning=warnings.append, layer_type="docs")
+    assert got == ["m", "m/a", "m/sub"]
+    assert warnings == ["No files detected in docs layer with path m"]
 
 
 def test_ignored_layer_root_warns(tmp_path: Path) -> None:
@@ -166,7 +183,7 @@ def test_ignored_layer_root_warns(tmp_path: Path) -> None:
     warnings: list[str] = []
     got = names(tmp_path, "logs/", IgnoreMatcher(["logs"], ["logs"]), on_warning=warnings.append, layer_type="code")
     assert got == []
-    assert warnings == ["code layer path logs ignored by kitignore"]
+    assert warnings == ["code layer path logs ignored by kitignore", "No files detected in code layer with path logs"]
 
 
 def load_case(name: str) -> dict[str, Any]:
