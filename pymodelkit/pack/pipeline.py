@@ -211,8 +211,6 @@ def _build_layer(
         return _build_raw_layer(store, context, layer, "none", on_progress, check_mcpb=True)
     if layer_format == "raw":
         return _build_raw_layer(store, context, layer, compression, on_progress)
-    if not os.path.lexists(context / layer.clean_path):
-        raise PackError(f"path {layer.path} does not exist", path=layer.path)
 
     diff_hasher = hashlib.sha256() if compression != "none" else None
     done = 0
