@@ -59,6 +59,13 @@ if TYPE_CHECKING:
     from pymodelkit.unpack.filters import UnpackFilter, parse_filter
     from pymodelkit.unpack.unpacker import UnpackResult, unpack
 
+# The subpackages pymodelkit.pack and pymodelkit.unpack share their names with the functions pack() and unpack().
+# Importing a subpackage binds it as an attribute of this package; load both now (their __init__ modules are tiny)
+# and drop those bindings, so that pymodelkit.pack is always the function, whatever was imported first.
+importlib.import_module("pymodelkit.pack")
+importlib.import_module("pymodelkit.unpack")
+del globals()["pack"], globals()["unpack"]
+
 _LAZY = {
     "pymodelkit.catalog": (
         "ListedModelKit", "ModelKitDiff", "diff_modelkits", "info", "inspect", "list_modelkits", "remove", "tag",

@@ -18,6 +18,7 @@ secrets. Errors are picklable: extra attributes are keyword arguments kept in ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -61,21 +62,36 @@ class KitfileError(ModelKitError, ValueError):
     list of every validation problem, each one line).
     """
 
+    path: str | None = None
+    line: int | None = None
+    key: str | None = None
+    problems: Sequence[str] = ()
+
 
 class InvalidReferenceError(ModelKitError, ValueError):
     """A ModelKit reference, tag or digest string that does not parse. Attribute ``reference``."""
+
+    reference: str | None = None
 
 
 class NotFoundError(ModelKitError, FileNotFoundError):
     """A ModelKit, tag, blob or file that does not exist. Attribute ``reference`` or ``path`` when known."""
 
+    reference: str | None = None
+    path: str | None = None
+
 
 class DigestMismatchError(ModelKitError, ValueError):
     """Content whose digest or size differs from the expected one. Attributes ``expected`` and ``actual``."""
 
+    expected: str | None = None
+    actual: str | None = None
+
 
 class UnsafeArchiveError(ModelKitError, ValueError):
     """A layer entry that would escape the target directory or is of a refused type. Attribute ``entry``."""
+
+    entry: str | None = None
 
 
 class PackError(ModelKitError):

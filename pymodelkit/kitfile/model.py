@@ -195,7 +195,10 @@ class KitField:
     json_only: bool = False
 
 
-_LAYER_INFO = (KitField("digest", "digest", "str", json_only=True), KitField("diffId", "diff_id", "str", json_only=True))
+_LAYER_INFO = (
+    KitField("digest", "digest", "str", json_only=True),
+    KitField("diffId", "diff_id", "str", json_only=True),
+)
 
 _KIT_FIELDS: dict[type, tuple[KitField, ...]] = {
     Kitfile: (

@@ -303,8 +303,9 @@ class _Decoder:
         for i, first in enumerate(keys):
             for later in keys[i + 1 :]:
                 if type(first) is type(later) and _key_text(first) == _key_text(later):
-                    quoted = json.dumps(_key_text(later), ensure_ascii=False)
-                    self.problem(later, _key_text(later), f"mapping key {quoted} already defined at line {_line(first)}")
+                    text = _key_text(later)
+                    quoted = json.dumps(text, ensure_ascii=False)
+                    self.problem(later, text, f"mapping key {quoted} already defined at line {_line(first)}")
                     found = True
         return not found
 
@@ -340,7 +341,8 @@ class _Decoder:
         fields = {f.key: f for f in kit_fields(cls) if not f.json_only}
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
-                self.problem(key_node, "", f"a key in {where or 'the top level'} must be a string, not {_describe(key_node)}")
+                context = where or "the top level"
+                self.problem(key_node, "", f"a key in {context} must be a string, not {_describe(key_node)}")
                 continue
             name = "" if self.scalar(key_node) is None else str(key_node.value)
             spec = fields.get(name)

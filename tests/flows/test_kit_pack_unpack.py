@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 import pymodelkit
-from pymodelkit.pack.pipeline import PackResult
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "data" / "kit" / "pack-unpack"
 CASE_FILES = sorted(CASES_DIR.glob("*.yaml"))  # top level only, as kit's loader skips subdirectories
@@ -199,7 +198,7 @@ def shift_times(root: Path, seconds: int) -> None:
         os.utime(path, ns=(info.st_atime_ns + seconds * 10**9, info.st_mtime_ns + seconds * 10**9))
 
 
-def layer_digests(result: PackResult) -> tuple[str, ...] | None:
+def layer_digests(result: pymodelkit.PackResult) -> tuple[str, ...] | None:
     layers = result.manifest.layers
     return None if layers is None else tuple(str(layer.digest) for layer in layers)
 
@@ -300,7 +299,7 @@ def test_vector_c_manifest_bytes_with_source_date_epoch(
     assert str(result.digest) == "sha256:" + hashlib.sha256(expected).hexdigest()
 
 
-def _pack_vector_a(context: Path, tag: str, store: pymodelkit.LocalStore) -> PackResult:
+def _pack_vector_a(context: Path, tag: str, store: pymodelkit.LocalStore) -> pymodelkit.PackResult:
     return pymodelkit.pack(context, tag=tag, store=store)
 
 

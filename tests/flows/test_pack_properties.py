@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pymodelkit
-from pymodelkit.pack.pipeline import PackResult
 
 # A tree is a directory mapping names to children; a leaf is a file (content, permission bits).
 File = tuple[bytes, int]
@@ -164,7 +163,7 @@ def current_umask() -> int:
     return mask
 
 
-def layer_digests(result: PackResult) -> list[str]:
+def layer_digests(result: pymodelkit.PackResult) -> list[str]:
     return [str(layer.digest) for layer in result.manifest.layers or ()]
 
 
@@ -193,7 +192,7 @@ def test_pack_is_reproducible_across_homes_and_unpack_restores_tree(
 
         homes = [work / "home-1", work / "home-2"]
         stores = [pymodelkit.LocalStore(home) for home in homes]
-        packed: list[PackResult] = []
+        packed: list[pymodelkit.PackResult] = []
         for home, store in zip(homes, stores, strict=True):
             env.setenv("KITOPS_HOME", str(home))
             packed.append(pymodelkit.pack(context, tag=TAG, store=store))

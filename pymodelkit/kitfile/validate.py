@@ -1,0 +1,302 @@
+"""Kitfile validation as current kit's ``KitFile.Validate`` (spec ``kitops-modelkit.md`` §1.3, trap 15;
+``kitops-ml/kitops@1abb877:pkg/artifact/kitfile.go``).
+
+Paths are classified like kit's ``GetPathType`` (ModelKit reference, then Go's ``url.Parse``), cleaned with
+``filepath.Clean`` before the duplicate, absolute and outside-the-context checks, and compared with Go's
+``filepath.Rel`` against remote (ModelKit-reference) datasets. Messages are kit's, sorted as kit sorts them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pymodelkit.errors import InvalidReferenceError, KitfileError
+from pymodelkit.kitfile.model import Kitfile
+from pymodelkit.kitfile.paths import clean_path, is_local_path
+from pymodelkit.oci.reference import parse_reference
+
+__all__ = ["PathType", "classify_path", "is_modelkit_reference", "validate_kitfile"]
+
+PathType = Literal["local", "modelkit", "s3", "http", "unknown"]
+
+MANIFEST_VERSION = "1.0.0"
+_MODEL_PART_TYPE_RE = re.compile(r"[\w][\w.-]*", re.ASCII)
+_MODEL_PART_TYPE_MAX_LEN = 64
+
+
+def is_modelkit_reference(path: str) -> bool:
+    """kit's ``IsModelKitReference``: the text has ``:`` or ``@`` and parses as a reference (``models/v1:2`` does)."""
+    if ":" not in path and "@" not in path:
+        return False
+    try:
+        parse_reference(path)
+    except InvalidReferenceError:
+        return False
+    return True
+
+
+def classify_path(path: str) -> PathType:
+    """What a Kitfile path names, as kit's ``GetPathType`` decides (§1.3 rule 2).
+
+    ``"modelkit"``: a ModelKit reference; ``"local"``: anything ``url.Parse`` rejects or that has neither scheme nor
+    host; ``"s3"``: an ``s3:`` URL; ``"http"``: ``http``/``https`` URLs (refused); ``"unknown"``: any other scheme,
+    including Windows drive paths such as ``C:\\data``.
+    """
+    return _path_type(path)[0]
+
+
+def _path_type(path: str) -> tuple[PathType, str | None]:
+    """``GetPathType``: the type, and kit's error message for URLs it refuses."""
+    if is_modelkit_reference(path):
+        return "modelkit", None
+    parsed = _go_url_scheme_and_host(path)
+    if parsed is None or parsed == ("", ""):
+        return "local", None
+    scheme = parsed[0]
+    if scheme == "s3":
+        return "s3", None
+    if scheme in ("http", "https"):
+        return "http", f"HTTP urls are not supported in paths ({path})"
+    return "unknown", f"unrecognized URL in path: {path}"
+
+
+def validate_kitfile(kitfile: Kitfile) -> list[str]:
+    """Check ``kitfile`` as kit does before packing; return the warnings.
+
+    Warnings: a ``manifestVersion`` other than ``1.0.0``; a ``remoteHash`` given with a ModelKit-reference dataset.
+
+    Raises:
+        KitfileError: one or more rules are broken. ``str(err)`` is ``invalid Kitfile: <p1>; <p2>`` and
+            ``err.problems`` the messages (kit's words, sorted as kit sorts them); ``err.warnings`` the warnings.
+    """
+    warnings: list[str] = []
+    if kitfile.manifest_version != MANIFEST_VERSION:
+        warnings.append(f"Unrecognized manifestVersion {kitfile.manifest_version}: treating Kitfile as 1.0.0")
+    errors: list[str] = []
+    paths: dict[str, list[str]] = {}
+    remote_dataset_paths: list[str] = []
+
+    def add_path(path: str, source: str) -> None:
+        paths.setdefault(clean_path(path or "."), []).append(source)
+
+    def check_local(path: str, label: str) -> bool:
+        kind, error = _path_type(path)
+        if error is not None:
+            errors.append(f"invalid path for {label} ({path}): {error}")
+        if kind != "local":
+            errors.append(f"invalid path for {label} ({path}): only local paths are permitted")
+        return kind == "local"
+
+    model = kitfile.model
+    if model is not None:
+        add_path(model.path, f"model {model.name}")
+        kind, error = _path_type(model.path)
+        if error is not None:
+            errors.append(f"invalid path for model: {error}")
+        if kind not in ("local", "modelkit"):
+            errors.append("invalid path for model: only local paths and ModelKit references are permitted")
+        for part in model.parts:
+            add_path(part.path, f"modelpart {part.name}")
+            check_local(part.path, "model part")
+            if part.type:
+                if not _MODEL_PART_TYPE_RE.fullmatch(part.type):
+                    errors.append(
+                        f"modelpart {part.name} has invalid type (must be alphanumeric with dots, dashes, and "
+                        "underscores)"
+                    )
+                if len(part.type.encode("utf-8", "surrogatepass")) > _MODEL_PART_TYPE_MAX_LEN:
+                    errors.append(
+                        f"modelpart {part.name} type is too long (must be fewer than {_MODEL_PART_TYPE_MAX_LEN} "
+                        "characters)"
+                    )
+    for index, code in enumerate(kitfile.code):
+        add_path(code.path, f"code layer {index}")
+        check_local(code.path, "code")
+    for index, dataset in enumerate(kitfile.datasets):
+        add_path(dataset.path, f"dataset layer {index}")
+        check_local(dataset.path, "dataset")
+        if dataset.remote_path:
+            kind, error = _path_type(dataset.remote_path)
+            if error is not None:
+                errors.append(f"invalid remote path for dataset ({dataset.remote_path}): {error}")
+            if kind == "s3":
+                if not dataset.remote_hash:
+                    errors.append(f"remoteHash is required when remote dataset paths are used ({dataset.remote_path})")
+            elif kind == "modelkit":
+                if dataset.remote_hash:
+                    warnings.append(f"remoteHash is ignored for ModelKit references in datasets ({dataset.path})")
+                remote_dataset_paths.append(clean_path(dataset.path))
+            else:
+                errors.append(
+                    "only S3 URLs and ModelKit references are supported for remote dataset paths "
+                    f"({dataset.remote_path})"
+                )
+        elif dataset.remote_hash:
+            errors.append("remote hash is only applicable when remotePath is set")
+    for index, docs in enumerate(kitfile.docs):
+        add_path(docs.path, f"docs layer {index}")
+        check_local(docs.path, "doc")
+    for index, prompt in enumerate(kitfile.prompts):
+        add_path(prompt.path, f"prompt layer {index}")
+        check_local(prompt.path, "prompt")
+    server_names: set[str] = set()
+    for index, server in enumerate(kitfile.mcp_servers):
+        add_path(server.path, f"mcpServer layer {index}")
+        kind, error = _path_type(server.path)
+        if error is not None:
+            errors.append(f"invalid path for mcpServer ({server.path}): {error}")
+        if kind != "local":
+            errors.append(f"invalid path for mcpServer ({server.path}): only local paths are permitted")
+        elif not server.path.endswith(".mcpb"):
+            errors.append(f"invalid path for mcpServer ({server.path}): path must point to a single .mcpb file")
+        if not server.name:
+            errors.append(f"mcpServer with path {server.path} must have a name")
+        elif server.name in server_names:
+            errors.append(f"duplicate mcpServer name {server.name}: names must be unique")
+        else:
+            server_names.add(server.name)
+
+    for path, ids in paths.items():
+        if len(ids) > 1:
+            errors.append(f"{', '.join(ids[:-1])} and {ids[-1]} use the same path {path}")
+        if path.startswith("/"):
+            errors.append(f"absolute paths are not supported in a Kitfile (path {path} in {ids[0]})")
+        elif _path_type(path)[0] == "local" and not is_local_path(path):
+            errors.append(
+                f"paths outside the context directory are not supported in a Kitfile (path {path} in {ids[0]})"
+            )
+        for remote_path in remote_dataset_paths:
+            if remote_path == path:
+                continue
+            relative, rel_error = _go_rel(remote_path, path)
+            if rel_error is not None:
+                errors.append(f"error calculating relative path for remote dataset: {rel_error}")
+                continue
+            if relative != ".." and not relative.startswith("../"):
+                errors.append(f"{ids[0]} uses a path ({path}) that is within the path for a remote dataset")
+
+    if errors:
+        errors.sort()
+        raise KitfileError("invalid Kitfile: " + "; ".join(errors), problems=errors, warnings=warnings)
+    return warnings
+
+
+# --- Go's net/url and path/filepath, as far as validation needs them -----------------------------------------
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$&'()*+,;=:[]<>\"-_.~")
+_USERINFO_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:~!$&'()*+,;=%@")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _go_url_scheme_and_host(raw: str) -> tuple[str, str] | None:
+    """Go's ``url.Parse(raw)``: the (lower-cased) scheme and the host, or ``None`` where Parse fails."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in raw):
+        return None
+    rest, _, fragment = raw.partition("#")
+    if not _valid_escapes(fragment):
+        return None
+    if rest == "*":
+        return "", ""
+    scheme = ""
+    for index, char in enumerate(rest):
+        if char.isascii() and char.isalpha():
+            continue
+        if char.isascii() and (char.isdigit() or char in "+-."):
+            if index == 0:
+                break
+            continue
+        if char == ":":
+            if index == 0:
+                return None  # "missing protocol scheme"
+            scheme, rest = rest[:index].lower(), rest[index + 1 :]
+        break
+    rest = rest[:-1] if rest.endswith("?") and rest.count("?") == 1 else rest.partition("?")[0]
+    if not rest.startswith("/"):
+        if scheme:
+            return scheme, ""  # an opaque URL such as "c:\data"
+        if ":" in rest.partition("/")[0]:
+            return None  # "first path segment in URL cannot contain colon"
+    host = ""
+    if rest.startswith("//") and (scheme or not rest.startswith("///")):
+        authority, slash, path = rest[2:].partition("/")
+        rest = slash + path
+        parsed_host = _go_parse_authority(authority)
+        if parsed_host is None:
+            return None
+        host = parsed_host
+    if not _valid_escapes(rest):
+        return None
+    return scheme, host
+
+
+def _valid_escapes(text: str, *, host: bool = False) -> bool:
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "%":
+            code = text[index + 1 : index + 3]
+            if len(code) < 2 or not set(code) <= _HEX:
+                return False
+            if host and int(code[0], 16) < 8 and code != "25":
+                return False
+            index += 3
+            continue
+        if host and char.isascii() and char not in _HOST_CHARS:
+            return False
+        index += 1
+    return True
+
+
+def _go_parse_authority(authority: str) -> str | None:
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        host = authority
+    if host.startswith("["):
+        close = host.rfind("]")
+        if close < 0 or not _valid_port(host[close + 1 :]):
+            return None
+    elif ":" in host and not _valid_port(host[host.rfind(":") :]):
+        return None
+    if not _valid_escapes(host, host=True):
+        return None
+    if at and (not set(userinfo) <= _USERINFO_CHARS or not _valid_escapes(userinfo)):
+        return None
+    return host
+
+
+def _valid_port(port: str) -> bool:
+    return port == "" or (port[0] == ":" and all("0" <= char <= "9" for char in port[1:]))
+
+
+def _go_rel(base_path: str, target_path: str) -> tuple[str, str | None]:
+    """Go's ``filepath.Rel`` on Unix: ``(relative, None)`` or ``("", error message)``."""
+    base, target = clean_path(base_path), clean_path(target_path)
+    if target == base:
+        return ".", None
+    if base == ".":
+        base = ""
+    failure = f"Rel: can't make {target_path} relative to {base_path}"
+    if base.startswith("/") != target.startswith("/"):
+        return "", failure
+    b0 = bi = t0 = ti = 0
+    while True:
+        while bi < len(base) and base[bi] != "/":
+            bi += 1
+        while ti < len(target) and target[ti] != "/":
+            ti += 1
+        if target[t0:ti] != base[b0:bi] or (bi >= len(base) and ti >= len(target)):
+            break
+        if bi < len(base):
+            bi += 1
+        if ti < len(target):
+            ti += 1
+        b0, t0 = bi, ti
+    if base[b0:bi] == "..":
+        return "", failure
+    if b0 != len(base):
+        relative = "/".join([".."] * (base[b0:].count("/") + 1))
+        if t0 != len(target):
+            relative += "/" + target[t0:]
+        return relative, None
+    return target[t0:], None
