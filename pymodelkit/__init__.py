@@ -11,6 +11,7 @@ The public API is re-exported here; names load lazily, so ``import pymodelkit`` 
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from pymodelkit._version import __version__
@@ -62,6 +63,9 @@ if TYPE_CHECKING:
 # The subpackages pymodelkit.pack and pymodelkit.unpack share their names with the functions pack() and unpack().
 # Importing a subpackage binds it as an attribute of this package; load both now (their __init__ modules are tiny)
 # and drop those bindings, so that pymodelkit.pack is always the function, whatever was imported first.
+# A library configures no logging; this only keeps Python's last-resort handler from printing our warnings.
+logging.getLogger("pymodelkit").addHandler(logging.NullHandler())
+
 importlib.import_module("pymodelkit.pack")
 importlib.import_module("pymodelkit.unpack")
 del globals()["pack"], globals()["unpack"]

@@ -106,10 +106,13 @@ def fsck_command() -> None:
     report = get_state().store().fsck()
     for stray in report.stray_ingest:
         click.echo(f"stray ingest file: {stray}")
-    for problem in report.problems:
-        click.echo(f"problem: {problem}")
+    findings = [f"corrupt blob {digest} (used by {who})" for digest, who in report.corrupt_blobs]
+    findings += [f"missing blob {digest} (used by {who})" for digest, who in report.missing_blobs]
+    findings += report.problems
+    for finding in findings:
+        click.echo(f"problem: {finding}")
     if not report.ok:
-        raise StoreError(f"local store has {len(report.problems)} problems")
+        raise StoreError(f"local store has {len(findings)} problems (listed above)")
     click.echo("local store is consistent")
 
 

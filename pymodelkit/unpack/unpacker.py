@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from pymodelkit.errors import DigestMismatchError, ModelKitError, UnpackError
+from pymodelkit.errors import DigestMismatchError, ModelKitError, UnpackError, UnsafeArchiveError
 from pymodelkit.kitfile import Kitfile, dump_kitfile, is_modelkit_reference, kitfile_from_json_bytes
 from pymodelkit.kitfile.model import Dataset, LayerElement, LayerKind
 from pymodelkit.kitfile.paths import clean_path
@@ -253,8 +253,12 @@ def _verify_layer(
     members: list[TarMember] | None = None
     with store.open_blob(descriptor.digest) as raw:
         reader = _HashingReader(raw, f"verify {layer.element_path}", on_progress, descriptor.size)
+        scan_error: UnsafeArchiveError | None = None
         if layer.media_type.format == "tar":
-            members = scan_tar(reader, compression=layer.media_type.compression)  # type: ignore[arg-type]
+            try:
+                members = scan_tar(reader, compression=layer.media_type.compression)  # type: ignore[arg-type]
+            except UnsafeArchiveError as exc:  # report corruption (a digest mismatch) first, if that is the cause
+                scan_error = exc
         reader.drain()
     actual = Digest("sha256", reader.hasher.hexdigest())
     if actual != descriptor.digest or reader.size != descriptor.size:
@@ -263,7 +267,9 @@ def _verify_layer(
             f"({reader.size} bytes, expected {descriptor.size}); nothing was unpacked",
             expected=str(descriptor.digest),
             actual=str(actual),
-        )
+        ) from scan_error
+    if scan_error is not None:
+        raise scan_error
     return members
 
 

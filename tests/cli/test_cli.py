@@ -174,3 +174,16 @@ def test_kitfile_from_stdin(tmp_path: Path, capsys: pytest.CaptureFixture[str], 
     assert code == 0, err
     code, out, _ = _run(capsys, "inspect", "stdin:v1")
     assert len(json.loads(out)["manifest"]["layers"]) == 1
+
+
+def test_fsck_reports_a_corrupt_blob(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _tree(tmp_path / "src")
+    assert _run(capsys, "pack", str(src), "-t", "demo:v1")[0] == 0
+    blobs = Path(os.environ["KITOPS_HOME"]) / "storage" / "blobs" / "sha256"
+    victim = max(blobs.iterdir(), key=lambda p: p.stat().st_size)
+    os.chmod(victim, 0o600)
+    victim.write_bytes(b"\x00" * victim.stat().st_size)
+    code, out, err = _run(capsys, "fsck")
+    assert code == 10
+    assert f"problem: corrupt blob sha256:{victim.name}" in out
+    assert err.strip() == "pymodelkit: error: local store has 1 problems (listed above)"
