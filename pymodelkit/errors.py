@@ -66,6 +66,7 @@ class KitfileError(ModelKitError, ValueError):
     line: int | None = None
     key: str | None = None
     problems: Sequence[str] = ()
+    warnings: Sequence[str] = ()
 
 
 class InvalidReferenceError(ModelKitError, ValueError):

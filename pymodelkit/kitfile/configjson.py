@@ -114,7 +114,7 @@ def _any_json(value: object, where: str) -> object:
                 raise KitfileError(
                     f"cannot encode {where} as JSON: mapping key {key!r} is not a string "
                     "(kit fails with json: unsupported type: map[interface {}]interface {})",
-                    key=key,
+                    key=repr(key),
                 )
             result[key] = _any_json(item, f"{where}.{key}")
         return result

@@ -4,7 +4,9 @@ PyYAML only scans and composes the node graph; every scalar is then resolved wit
 (``go-yaml/yaml@v3.0.1:resolve.go``): string fields keep their source text (``1.10`` stays ``"1.10"``), ``parameters``
 get Go's ints (``0x``, ``0o``, ``0b``, leading-0 octal, ``_``), YAML 1.2 floats, ``true``/``false``, timestamps. Unknown
 keys, duplicate keys and wrong types are errors, as with kit's ``KnownFields(true)`` decoder. Only the first document
-is read. Not emulated: merge keys (``<<``), ``!!binary``, redefined anchors (PyYAML refuses them).
+is read. Not emulated: merge keys (``<<``), ``!!binary``, redefined anchors (PyYAML refuses them), nanoseconds.
+The module runs past 400 lines because yaml.v3's resolver and Go's time layouts live with the loader that applies
+them; the dumper imports them from here to decide quoting.
 """
 
 from __future__ import annotations
@@ -297,16 +299,19 @@ class _Decoder:
             raise _FatalDecodeError(_line(node), "document contains excessive aliasing")
 
     def unique_keys(self, node: MappingNode) -> bool:
-        """yaml.v3's duplicate-key check: same kind and same text is a duplicate, each later one reported."""
-        found = False
+        """yaml.v3's duplicate-key check: same kind and same text is a duplicate; each later one is reported."""
         keys = [k for k, _ in node.value]
-        for i, first in enumerate(keys):
-            for later in keys[i + 1 :]:
-                if type(first) is type(later) and _key_text(first) == _key_text(later):
-                    text = _key_text(later)
-                    quoted = json.dumps(text, ensure_ascii=False)
-                    self.problem(later, text, f"mapping key {quoted} already defined at line {_line(first)}")
-                    found = True
+        groups: dict[tuple[type, str], list[int]] = {}
+        for index, key in enumerate(keys):
+            groups.setdefault((type(key), _key_text(key)), []).append(index)
+        found = False
+        for index, first in enumerate(keys):
+            group = groups[(type(first), _key_text(first))]
+            for later in group[group.index(index) + 1 :]:  # pairs in yaml.v3's order: by first, then by later
+                text = _key_text(keys[later])
+                quoted = json.dumps(text, ensure_ascii=False)
+                self.problem(keys[later], text, f"mapping key {quoted} already defined at line {_line(first)}")
+                found = True
         return not found
 
     def is_null(self, node: Node) -> bool:
@@ -446,6 +451,9 @@ def load_kitfile(data: str | bytes, *, source: str = "Kitfile") -> Kitfile:
         raise KitfileError(message, path=source, line=line, problems=[message]) from None
     except yaml.YAMLError as err:
         message = f"{source}: invalid YAML: {' '.join(str(err).split())}"
+        raise KitfileError(message, path=source, problems=[message]) from None
+    except RecursionError:
+        message = f"{source}: Kitfile is nested too deeply"
         raise KitfileError(message, path=source, problems=[message]) from None
     finally:
         if loader is not None:

@@ -83,7 +83,7 @@ def format_rfc3339nano(value: _dt.datetime | _dt.date) -> str:
         value = _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc)
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.timezone.utc)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     if value.microsecond:
         text += ("." + f"{value.microsecond:06d}").rstrip("0")
     offset = value.utcoffset() or _dt.timedelta(0)

@@ -128,7 +128,17 @@ def _check(text: str, registry: str, repository: str, tag: str) -> None:
         host = urlsplit("dummy://" + registry).netloc
     except ValueError:
         host = ""
-    if host != registry or not registry:
+    if host != registry or not registry or not _has_valid_port(registry) or "@" in registry:
         raise InvalidReferenceError(f"invalid reference {text!r}: invalid registry {registry!r}", reference=text)
     if tag and not _TAG_RE.fullmatch(tag):
         raise InvalidReferenceError(f"invalid reference {text!r}: invalid tag {tag!r}", reference=text)
+
+
+def _has_valid_port(registry: str) -> bool:
+    """Go's ``url.ParseRequestURI`` port rule: after the host, either nothing or ``:`` and only digits."""
+    if registry.startswith("["):
+        close = registry.find("]")
+        rest = registry[close + 1 :] if close >= 0 else "x"
+    else:
+        rest = registry[registry.rfind(":") :] if ":" in registry else ""
+    return rest == "" or (rest[0] == ":" and rest[1:].isascii() and rest[1:].isdigit()) or rest == ":"

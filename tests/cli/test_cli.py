@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -165,9 +166,9 @@ def test_unpack_refuses_to_overwrite_then_overwrites(tmp_path: Path, capsys: pyt
     assert (out_dir / "model" / "weights.bin").read_bytes() == b"\x00\x01" * 1000
 
 
-def test_kitfile_from_stdin(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-
+def test_kitfile_from_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = _tree(tmp_path / "src")
     monkeypatch.setattr("sys.stdin", io.StringIO("manifestVersion: 1.0.0\nmodel:\n  path: model\n"))
     code, out, err = _run(capsys, "pack", str(src), "-f", "-", "-t", "stdin:v1")

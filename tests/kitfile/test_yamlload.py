@@ -13,6 +13,7 @@ from pymodelkit.kitfile import Code, Kitfile, Model, Package, load_kitfile, read
 from pymodelkit.kitfile.yamlload import parse_go_timestamp, resolve_scalar
 
 UTC = dt.timezone.utc
+EST = dt.timezone(-dt.timedelta(hours=5))
 
 
 def _parameters(yaml_value: str) -> object:
@@ -139,7 +140,7 @@ def test_parameters_nan() -> None:
     [
         ("2024-01-01", dt.datetime(2024, 1, 1, tzinfo=UTC)),
         ("2024-1-2", dt.datetime(2024, 1, 2, tzinfo=UTC)),
-        ("2001-12-14t21:59:43.10-05:00", dt.datetime(2001, 12, 14, 21, 59, 43, 100000, dt.timezone(-dt.timedelta(hours=5)))),
+        ("2001-12-14t21:59:43.10-05:00", dt.datetime(2001, 12, 14, 21, 59, 43, 100000, EST)),
         ("2001-12-14T21:59:43Z", dt.datetime(2001, 12, 14, 21, 59, 43, tzinfo=UTC)),
         ("2001-12-14 21:59:43.1234567", dt.datetime(2001, 12, 14, 21, 59, 43, 123456, tzinfo=UTC)),
     ],

@@ -71,3 +71,18 @@ def test_string_and_display_forms() -> None:
 def test_non_ascii_and_trailing_newlines_are_refused(text: str) -> None:
     with pytest.raises(InvalidReferenceError):
         parse_reference(text)
+
+
+@pytest.mark.parametrize("text", ["data:1.0/x", "reg.io:port/x:v1", "user@reg.io/x:v1"])
+def test_registries_with_invalid_ports_are_refused_as_go_refuses_them(text: str) -> None:
+    with pytest.raises(InvalidReferenceError, match="invalid"):
+        parse_reference(text)
+
+
+def test_registry_ports_and_years_below_1000() -> None:
+    import datetime as dt
+
+    from pymodelkit.oci.gojson import format_rfc3339nano
+
+    assert parse_reference("localhost:5000/x:v1")[0].registry == "localhost:5000"
+    assert format_rfc3339nano(dt.datetime(1, 2, 3, tzinfo=dt.timezone.utc)) == "0001-02-03T00:00:00Z"
