@@ -13,7 +13,9 @@ secrets. Errors are picklable: extra attributes are keyword arguments kept in ``
     ├── UnsafeArchiveError (ValueError)     a layer entry that would land outside the target, or is not allowed
     ├── PackError                           a ModelKit that cannot be packed from the given files
     ├── UnpackError                         files that cannot be written where unpack was asked to write them
-    └── StoreError                          the local store is unusable or an operation on it is refused
+    ├── StoreError                          the local store is unusable or an operation on it is refused
+    └── RegistryError                       a registry answered with an error, or could not be reached
+        └── AuthError (PermissionError)     credentials missing, wrong, or without the access needed
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "AuthError",
     "DigestMismatchError",
     "InvalidReferenceError",
     "KitfileError",
     "ModelKitError",
     "NotFoundError",
     "PackError",
+    "RegistryError",
     "StoreError",
     "UnpackError",
     "UnsafeArchiveError",
@@ -105,3 +109,25 @@ class UnpackError(ModelKitError):
 
 class StoreError(ModelKitError):
     """The local store refuses an operation or is found in a state it cannot work with."""
+
+
+class RegistryError(ModelKitError):
+    """A registry request that failed: an error status, or no answer after the retry budget.
+
+    Attributes: ``method``, ``url`` (credentials and tokens redacted), ``status`` (``None`` when there was no
+    answer), ``code``, ``oci_message`` and ``detail`` (the first entry of the registry's OCI error body, if any),
+    ``errors`` (every entry, as ``(code, message)`` pairs) and ``is_temporary`` (worth retrying later).
+    """
+
+    method: str | None = None
+    url: str | None = None
+    status: int | None = None
+    code: str | None = None
+    oci_message: str | None = None
+    detail: object = None
+    errors: Sequence[tuple[str, str]] = ()
+    is_temporary: bool = False
+
+
+class AuthError(RegistryError, PermissionError):
+    """Authentication or authorization failed (401/403, a token request refused, no credentials for a registry)."""

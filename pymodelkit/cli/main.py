@@ -42,6 +42,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (errors.PackError, 8),
     (errors.UnpackError, 9),
     (errors.StoreError, 10),
+    (errors.AuthError, 12),
+    (errors.RegistryError, 11),
     (errors.ModelKitError, 1),
 )
 
