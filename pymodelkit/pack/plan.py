@@ -15,9 +15,9 @@ from pymodelkit.kitfile import is_modelkit_reference
 from pymodelkit.kitfile.model import Dataset, Kitfile, LayerElement, LayerKind
 from pymodelkit.kitfile.paths import clean_path
 
-__all__ = ["LayerPlan", "PlannedLayer", "exclusion_paths", "plan_layers"]
+__all__ = ["MEDIA_BASE", "LayerPlan", "PlannedLayer", "exclusion_paths", "gets_layer", "plan_layers"]
 
-_MEDIA_BASE: dict[str, str] = {
+MEDIA_BASE: dict[str, str] = {
     "model": "model",
     "modelpart": "modelpart",
     "code": "code",
@@ -51,7 +51,8 @@ class LayerPlan:
     exclusions: tuple[str, ...]
 
 
-def _gets_layer(kind: LayerKind, element: LayerElement) -> bool:
+def gets_layer(kind: LayerKind, element: LayerElement) -> bool:
+    """Whether an element has a layer: not a model that references a parent ModelKit, not a remote dataset."""
     if kind == "model":
         return bool(element.path) and not is_modelkit_reference(element.path)
     if kind == "dataset":
@@ -78,8 +79,8 @@ def exclusion_paths(kitfile: Kitfile, parent_paths: Sequence[str] = ()) -> list[
 def plan_layers(kitfile: Kitfile, parent_paths: Sequence[str] = ()) -> LayerPlan:
     """Compute the layer plan of ``kitfile``; ``parent_paths`` are the layer paths of its parent ModelKits."""
     layers = tuple(
-        PlannedLayer(kind, element, element.path, _MEDIA_BASE[kind])
+        PlannedLayer(kind, element, element.path, MEDIA_BASE[kind])
         for kind, element in kitfile.elements()
-        if _gets_layer(kind, element)
+        if gets_layer(kind, element)
     )
     return LayerPlan(layers=layers, exclusions=tuple(exclusion_paths(kitfile, parent_paths)))

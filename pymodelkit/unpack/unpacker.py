@@ -18,13 +18,14 @@ from typing import BinaryIO
 
 from pymodelkit.errors import DigestMismatchError, ModelKitError, UnpackError, UnsafeArchiveError
 from pymodelkit.kitfile import Kitfile, dump_kitfile, is_modelkit_reference, kitfile_from_json_bytes
-from pymodelkit.kitfile.model import Dataset, LayerElement, LayerKind
+from pymodelkit.kitfile.model import LayerElement, LayerKind
 from pymodelkit.kitfile.paths import clean_path
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import Manifest
 from pymodelkit.oci.mediatypes import ANNOTATION_FILE_METADATA, ANNOTATION_FILEPATH, LayerMediaType
 from pymodelkit.oci.reference import Reference, parse_reference
+from pymodelkit.pack.plan import MEDIA_BASE, gets_layer
 from pymodelkit.progress import ProgressCallback, ProgressEvent
 from pymodelkit.store import LocalStore
 from pymodelkit.unpack.extract import TarMember, check_tar_target, extract_raw, extract_tar, scan_tar, write_kitfile
@@ -44,8 +45,6 @@ logger = logging.getLogger(__name__)
 MAX_PARENT_REFERENCES = 10
 _READ_BYTES = 4 << 20
 _SELECTION_ORDER: tuple[LayerKind, ...] = ("model", "modelpart", "dataset", "code", "docs", "prompt", "mcpserver")
-_MEDIA_BASE = {"model": "model", "modelpart": "modelpart", "dataset": "dataset", "code": "code", "docs": "docs",
-               "prompt": "code", "mcpserver": "mcpb"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,18 +164,9 @@ def _element_name(element: LayerElement) -> str:
     return getattr(element, "name", "") or ""
 
 
-def _has_layer(kind: LayerKind, element: LayerElement) -> bool:
-    if kind == "model":
-        return bool(element.path) and not is_modelkit_reference(element.path)
-    if kind == "dataset":
-        assert isinstance(element, Dataset)
-        return not element.remote_path
-    return True
-
-
 def _select_layers(manifest: Manifest, kitfile: Kitfile, filters: list[UnpackFilter]) -> list[_LayerStep]:
     layers = manifest.layers or ()
-    elements = [(kind, element) for kind, element in kitfile.elements() if _has_layer(kind, element)]
+    elements = [(kind, element) for kind, element in kitfile.elements() if gets_layer(kind, element)]
     by_digest = {str(layer.digest): layer for layer in layers}
     selected: list[_LayerStep] = []
     with_info = sum(1 for _, element in elements if element.digest)
@@ -197,7 +187,7 @@ def _select_layers(manifest: Manifest, kitfile: Kitfile, filters: list[UnpackFil
     # Kitfiles without digests (very old ModelKits): pair manifest layers with elements by type, in order.
     queues: dict[str, list[tuple[LayerKind, LayerElement]]] = {}
     for kind, element in elements:
-        queues.setdefault(_MEDIA_BASE[kind], []).append((kind, element))
+        queues.setdefault(MEDIA_BASE[kind], []).append((kind, element))
     for layer in layers:
         media_type = LayerMediaType.parse(layer.media_type)
         queue = queues.get(media_type.base) or []
