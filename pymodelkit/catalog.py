@@ -6,6 +6,7 @@ Each function is one library call behind one CLI command; the output formats (ta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,15 +84,15 @@ def list_modelkits(store: LocalStore | None = None, repository: str | None = Non
 
 
 def format_bytes(size: int) -> str:
-    """kit's ``FormatBytes``: ``0 B``, ``<n> B`` under 1 KiB, else floor to 0.1 of KiB/MiB/GiB/TiB."""
+    """kit's ``FormatBytes``: ``<n> B`` under 1 KiB, else floor to 0.1 of KiB/MiB/GiB/TiB, else PiB unfloored."""
     if size < 1024:
         return f"{size} B"
-    value = float(size)
+    value = size / 1024
     for unit in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            return f"{math.floor(value * 10) / 10:.1f} {unit}"
         value /= 1024
-        if value < 1024 or unit == "TiB":
-            return f"{int(value * 10) / 10:.1f} {unit}"
-    raise AssertionError("unreachable")
+    return f"{value:.1f} PiB"
 
 
 def format_list_table(rows: Sequence[ListedModelKit]) -> str:

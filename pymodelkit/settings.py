@@ -6,6 +6,11 @@
 | ``XDG_DATA_HOME``, ``HOME`` | the defaults above |
 | ``SOURCE_DATE_EPOCH`` | Unix seconds for the manifest's ``org.opencontainers.image.created`` (reproducible packs) |
 | ``PYMODELKIT_LOG_LEVEL`` | the CLI's default log level (``debug``, ``info``, ``warning``, ``error``) |
+| ``PYMODELKIT_USERNAME``, ``PYMODELKIT_PASSWORD`` | registry credentials, both or neither (``registry.credentials``) |
+| ``PYMODELKIT_REGISTRY`` | limits ``PYMODELKIT_USERNAME``/``PASSWORD`` to this registry host (else: every registry) |
+| ``JOZU_USERNAME``, ``_PASSWORD``, ``_REGISTRY`` | pykitops' names for the three above, used if those are unset |
+| ``PYTHON_DOTENV_DISABLED`` | true: ignore ``./.env`` (which otherwise fills in the credential variables above) |
+| ``DOCKER_CONFIG`` | directory of Docker's ``config.json`` (else ``~/.docker``), a read-only credential source |
 """
 
 from __future__ import annotations
@@ -18,7 +23,15 @@ from pathlib import Path
 
 from pymodelkit.errors import ModelKitError
 
-__all__ = ["created_time", "kitops_home", "parse_bool"]
+__all__ = [
+    "CREDENTIAL_VARIABLES",
+    "created_time",
+    "credential_environ",
+    "docker_config_dir",
+    "dotenv_path",
+    "kitops_home",
+    "parse_bool",
+]
 
 _EPOCH_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
@@ -70,3 +83,34 @@ def created_time() -> _dt.datetime:
         raise ModelKitError(
             f'error creating manifest: SOURCE_DATE_EPOCH "{raw}" is out of the range of dates this system handles'
         ) from None
+
+
+CREDENTIAL_VARIABLES = (
+    "PYMODELKIT_USERNAME",
+    "PYMODELKIT_PASSWORD",
+    "PYMODELKIT_REGISTRY",
+    "JOZU_USERNAME",
+    "JOZU_PASSWORD",
+    "JOZU_REGISTRY",
+)
+
+
+def credential_environ() -> dict[str, str]:
+    """The :data:`CREDENTIAL_VARIABLES` set to a non-empty value in the process environment."""
+    return {name: os.environ[name] for name in CREDENTIAL_VARIABLES if os.environ.get(name)}
+
+
+def dotenv_path() -> Path | None:
+    """``.env`` in the current directory (at call time), or ``None`` if absent or ``PYTHON_DOTENV_DISABLED`` is true."""
+    if parse_bool(os.environ.get("PYTHON_DOTENV_DISABLED")):
+        return None
+    path = Path.cwd() / ".env"
+    return path if path.is_file() else None
+
+
+def docker_config_dir() -> Path:
+    """The directory of Docker's ``config.json``: ``DOCKER_CONFIG``, else ``~/.docker``."""
+    explicit = os.environ.get("DOCKER_CONFIG")
+    if explicit:
+        return Path(explicit)
+    return Path.home() / ".docker"

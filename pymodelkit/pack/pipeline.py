@@ -103,8 +103,9 @@ def pack(
         A :class:`PackResult`.
 
     Raises:
-        KitfileError: the Kitfile does not parse or validate. PackError: a path is missing, not packable, or a parent
-        chain is broken. InvalidReferenceError: ``tag`` does not parse. NotFoundError: no Kitfile.
+        KitfileError: the Kitfile (or the merged parent chain) does not parse or validate, or the parent chain is too
+        long or has a cycle. PackError: a path is missing or not packable. InvalidReferenceError: ``tag`` does not
+        parse. NotFoundError: no Kitfile, or a parent ModelKit is not in the local store.
     """
     if compression not in COMPRESSION_CHOICES:
         raise PackError(f"invalid compression {compression!r}: must be one of {', '.join(COMPRESSION_CHOICES)}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from pymodelkit.errors import DigestMismatchError, ModelKitError, UnpackError, UnsafeArchiveError
+from pymodelkit.errors import DigestMismatchError, KitfileError, ModelKitError, UnpackError, UnsafeArchiveError
 from pymodelkit.kitfile import Kitfile, dump_kitfile, is_modelkit_reference, kitfile_from_json_bytes
 from pymodelkit.kitfile.model import LayerElement, LayerKind
 from pymodelkit.kitfile.paths import clean_path
@@ -96,12 +96,13 @@ def unpack(
     Raises:
         NotFoundError: the ModelKit or a blob is not in the store. DigestMismatchError: a blob is corrupt.
         UnsafeArchiveError: a layer entry would escape ``directory``. UnpackError: a file is in the way.
+        KitfileError: the parent chain (``model.path`` references) has a cycle or more than 10 links.
     """
     store = store if store is not None else LocalStore()
     ref = _parse(reference)
     active = [f if isinstance(f, UnpackFilter) else parse_filter(f) for f in filters]
 
-    steps = _plan(store, ref, active, visited=[], depth=0)
+    steps = _plan(store, ref, active, visited=[])
     members = {
         id(layer): _verify_layer(store, layer, on_progress) for step in steps for layer in step.layers
     }
@@ -130,25 +131,26 @@ def _parse(reference: str | Reference) -> Reference:
     return ref.with_default_tag()
 
 
-def _plan(
-    store: LocalStore, ref: Reference, filters: list[UnpackFilter], *, visited: list[str], depth: int
-) -> list[_ModelKitStep]:
+def _plan(store: LocalStore, ref: Reference, filters: list[UnpackFilter], *, visited: list[str]) -> list[_ModelKitStep]:
+    """The steps for ``ref`` and its parents, parents first. ``visited`` holds the parents followed so far (full
+    references, as kit's ``unpackRecursive`` keeps them; the ModelKit asked for is not in it)."""
+    if len(visited) > MAX_PARENT_REFERENCES:
+        raise KitfileError(f"reached maximum number of model references: [{'=>'.join(visited)}]")
     descriptor, manifest = store.read_manifest(ref)
     if manifest.format != "kitops":
         raise ModelKitError(f"{ref.display()} is a ModelPack artifact; unpacking ModelPack is not supported yet")
     kitfile = kitfile_from_json_bytes(store.read_blob(manifest.config.digest))
     steps: list[_ModelKitStep] = []
-    is_parent = depth > 0
+    is_parent = bool(visited)
     if kitfile.model is not None and is_modelkit_reference(kitfile.model.path):
-        parent_text = kitfile.model.path
-        chain = [*visited, str(ref)]
-        if parent_text in chain or str(_parse(parent_text)) in chain:
-            raise ModelKitError(f"found cycle in modelkit references: [{'=>'.join([*chain, parent_text])}]")
-        if depth + 1 > MAX_PARENT_REFERENCES:
-            raise ModelKitError(f"reached maximum number of model references: [{'=>'.join(chain)}]")
+        parent = _parse(kitfile.model.path)
+        parent_key = str(parent)
+        if parent_key in visited:
+            cycle = visited[visited.index(parent_key) :]
+            raise KitfileError(f"found cycle in modelkit references: [{'=>'.join([*cycle, parent_key])}]")
         parent_filters = reduce_filters_for_parent(filters)
         if parent_filters != [MATCH_NOTHING]:
-            steps += _plan(store, _parse(parent_text), parent_filters, visited=chain, depth=depth + 1)
+            steps += _plan(store, parent, parent_filters, visited=[*visited, parent_key])
     step = _ModelKitStep(
         reference=ref,
         digest=descriptor.digest,

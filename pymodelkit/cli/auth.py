@@ -1,0 +1,58 @@
+"""``login`` and ``logout``: one call of ``pymodelkit.registry.login`` each, with kit's flags and messages."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pymodelkit.cli.context import get_state
+from pymodelkit.errors import AuthError
+from pymodelkit.registry.login import login, logout
+
+__all__ = ["login_command", "logout_command"]
+
+
+@click.command("login")
+@click.argument("registry")
+@click.option("-u", "--username", default="", help="Registry username (none: the password is a token).")
+@click.option("-p", "--password", default="", help="Registry password or token (insecure: prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password or token from stdin.")
+@click.option("--plain-http", is_flag=True, default=None, help="Use plain HTTP instead of HTTPS.")
+@click.option(
+    "--tls-verify",
+    type=click.BOOL,
+    default=True,
+    is_flag=False,
+    flag_value=True,
+    show_default=True,
+    help="Verify the registry's TLS certificate (--tls-verify=false to skip).",
+)
+def login_command(
+    registry: str, username: str, password: str, password_stdin: bool, plain_http: bool | None, tls_verify: bool
+) -> None:
+    """Log in to REGISTRY: check the credentials against it, then save them in kit's credentials.json."""
+    if password and username:
+        click.echo("Warning: Using --password via CLI is insecure. Consider using --password-stdin instead", err=True)
+    if password_stdin:
+        if password:
+            raise click.UsageError("cannot use both --password and --password-stdin")
+        password = sys.stdin.read().strip()
+        if not password:
+            raise AuthError("failed to read password from stdin: got empty string")
+    if not password:
+        if not sys.stdin.isatty():
+            raise AuthError("attempting to read input from non-terminal: use -p or --password-stdin")
+        if not username:
+            username = click.prompt("Username", default="", show_default=False)
+        password = click.prompt("Password", hide_input=True)
+    login(registry, username, password, home=get_state().home, plain_http=plain_http, tls_verify=tls_verify)
+    click.echo("Log in successful")
+
+
+@click.command("logout")
+@click.argument("registry")
+def logout_command(registry: str) -> None:
+    """Log out from REGISTRY: remove its saved credentials."""
+    logout(registry, home=get_state().home)
+    click.echo(f"Successfully logged out from {registry}")

@@ -1,0 +1,462 @@
+"""One registry, one ``httpx.Client``: scheme choice, TLS, proxies, auth, retry, and the manifest, blob and tag calls
+(spec ``oci-distribution.md`` §1.1, §1.9, §1.11, §2; STYLE rule 4).
+
+The transport stack is auth (``pymodelkit.registry.auth.RegistryAuth``, an ``httpx.Auth``) over
+:class:`~pymodelkit.registry.retry.RetryTransport` over ``httpx.HTTPTransport``; logging is an event hook. Every
+request carries the scopes it needs in ``request.extensions["pymodelkit.scopes"]``. Blob GET and HEAD follow
+redirects by hand and never send credentials to another host. Uploads are in ``upload.py``, downloads in
+``download.py``; this module only knows single exchanges.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import ipaddress
+import logging
+import re
+import ssl
+import threading
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from pymodelkit import settings
+from pymodelkit._version import __version__
+from pymodelkit.errors import DigestMismatchError, RegistryError
+from pymodelkit.oci.digest import Digest
+from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES
+from pymodelkit.oci.mediatypes import MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST
+from pymodelkit.registry.responses import check_response, redact_url, transport_failure
+from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, NO_RETRY_EXTENSION, RetryPolicy, RetryTransport
+
+__all__ = [
+    "MANIFEST_ACCEPT",
+    "SCOPES_EXTENSION",
+    "USER_AGENT",
+    "FetchedManifest",
+    "RegistryClient",
+    "is_loopback",
+    "pull_scope",
+    "push_scope",
+]
+
+logger = logging.getLogger(__name__)
+
+SCOPES_EXTENSION = "pymodelkit.scopes"
+USER_AGENT = f"pymodelkit/{__version__}"
+MEDIA_TYPE_DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_ACCEPT = ", ".join(
+    (MEDIA_TYPE_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST)
+)
+MAX_REDIRECTS = 10
+PROBE_TIMEOUT_S = 10.0
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
+
+
+def pull_scope(repository: str) -> str:
+    """The token scope for reading ``repository``."""
+    return f"repository:{repository}:pull"
+
+
+def push_scope(repository: str) -> str:
+    """The token scope for writing ``repository`` (push always asks for pull too)."""
+    return f"repository:{repository}:pull,push"
+
+
+def is_loopback(registry: str) -> bool:
+    """Tell whether ``registry`` (``host[:port]``) is ``localhost``, in ``127.0.0.0/8`` or ``::1``."""
+    host = registry
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedManifest:
+    """A manifest as the registry sent it: the exact bytes, the media type it was served as, and its digest."""
+
+    data: bytes
+    media_type: str
+    digest: Digest
+
+
+class RegistryClient:
+    """A connection to one registry. Thread-safe; use it as a context manager or call :meth:`close`.
+
+    Args:
+        registry: ``host[:port]`` as in a reference (``docker.io`` is reached at ``registry-1.docker.io``).
+        credentials: where secrets come from; default: the documented chain of
+            ``pymodelkit.registry.credentials.default_credentials`` (anonymous when there is none).
+        plain_http: ``True`` for http, ``False`` for https only; ``None``: https, except that loopback registries
+            fall back to http when they do not speak TLS (as Docker does), and ``PYMODELKIT_PLAIN_HTTP=1`` means http.
+        tls_verify: verify the server certificate. ca_bundle: a PEM file of extra trusted CA certificates.
+        timeout_s: connect/read/write timeout of each request, seconds.
+        retry: the request-level retry policy of idempotent requests.
+        transport: replaces the HTTP transport (tests); retry still wraps it.
+        trust_env: use ``HTTP(S)_PROXY``/``NO_PROXY`` and ``SSL_CERT_FILE`` from the environment.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        credentials: Any = None,
+        plain_http: bool | None = None,
+        tls_verify: bool = True,
+        ca_bundle: str | None = None,
+        timeout_s: float = 60.0,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+        transport: httpx.BaseTransport | None = None,
+        trust_env: bool = True,
+    ) -> None:
+        self.registry = registry
+        self.host = "registry-1.docker.io" if registry == "docker.io" else registry
+        if plain_http is None and _env_plain_http():
+            plain_http = True
+        self._scheme: str | None = None if plain_http is None else ("http" if plain_http else "https")
+        if self._scheme is None and not is_loopback(self.host):
+            self._scheme = "https"
+        self._scheme_lock = threading.Lock()
+        verify = _ssl_context(tls_verify=tls_verify, ca_bundle=ca_bundle, trust_env=trust_env)
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        base = transport if transport is not None else httpx.HTTPTransport(verify=verify, limits=limits)
+        mounts: dict[str, httpx.BaseTransport | None] = {}
+        if trust_env and transport is None and not is_loopback(self.host):
+            for pattern, proxy in _environment_proxies().items():
+                mounts[pattern] = (
+                    None if proxy is None
+                    else RetryTransport(httpx.HTTPTransport(verify=verify, limits=limits, proxy=proxy), retry)
+                )
+        self._client = httpx.Client(
+            auth=_make_auth(registry, credentials),
+            transport=RetryTransport(base, retry),
+            mounts=mounts,
+            headers={"User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=False,
+            trust_env=trust_env,
+            event_hooks={"request": [_log_request], "response": [_log_response]},
+        )
+
+    # ----- plumbing ----------------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host``, probing https first for a loopback registry on first use."""
+        with self._scheme_lock:
+            if self._scheme is None:
+                self._scheme = self._probe_scheme()
+            return f"{self._scheme}://{self.host}"
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``/v2/<path>``."""
+        return f"{self.base_url}/v2/{path}"
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        scopes: tuple[str, ...],
+        headers: Mapping[str, str] | None = None,
+        content: Any = None,
+        stream: bool = False,
+        retry: bool = True,
+        authenticate: bool = True,
+    ) -> httpx.Response:
+        """Send one request with the scopes it needs; no redirect is followed.
+
+        Args:
+            retry: ``False`` marks it ``pymodelkit.no_retry`` (its caller retries at a higher level).
+            authenticate: ``False`` sends no credentials (a redirect to another host).
+            stream: leave the body unread; the caller must close the response.
+
+        Raises:
+            RegistryError: no answer (``status`` is ``None``); AuthError from the auth layer.
+        """
+        extensions: dict[str, Any] = {SCOPES_EXTENSION: scopes}
+        if not retry:
+            extensions[NO_RETRY_EXTENSION] = True
+        request = self._client.build_request(method, url, headers=headers, content=content, extensions=extensions)
+        try:
+            if authenticate:
+                return self._client.send(request, stream=stream)
+            return self._client.send(request, stream=stream, auth=None)
+        except httpx.TransportError as exc:
+            raise transport_failure(exc, registry=self.registry) from exc
+
+    def send_following(
+        self,
+        method: str,
+        url: str,
+        *,
+        scopes: tuple[str, ...],
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send a body-less request and follow up to 10 redirects; credentials go to the registry's origin only."""
+        origin = _origin(httpx.URL(self.base_url))
+        for _ in range(MAX_REDIRECTS + 1):
+            same_origin = _origin(httpx.URL(url)) == origin
+            response = self.send(
+                method, url, scopes=scopes, headers=headers, stream=stream, retry=retry, authenticate=same_origin
+            )
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECT_STATUSES or not location:
+                return response
+            response.close()
+            if response.status_code == 303 and method != "HEAD":
+                method = "GET"
+            url = urljoin(str(response.url), location)
+            logger.debug("redirected to %s", redact_url(url))
+        raise RegistryError(
+            f"{method} {redact_url(url)}: more than {MAX_REDIRECTS} redirects", method=method, url=redact_url(url)
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ----- registry calls ----------------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """``GET /v2/``: check that the registry answers and accepts us. Raises RegistryError or AuthError."""
+        response = self.send("GET", self.url(""), scopes=())
+        check_response(response, 200, subject=f"registry {self.registry}")
+        response.close()
+
+    def fetch_manifest(self, repository: str, reference: str) -> FetchedManifest:
+        """GET a manifest by tag or digest, with the full OCI + Docker ``Accept`` list, verified and at most 4 MiB.
+
+        Raises:
+            RegistryError: not found (404, naming the reference), too large, or another error status.
+            DigestMismatchError: the bytes do not match the requested digest or ``Docker-Content-Digest``.
+        """
+        subject = f"manifest {self._display(repository, reference)}"
+        response = self.send(
+            "GET", self.url(f"{repository}/manifests/{reference}"), scopes=(pull_scope(repository),),
+            headers={"Accept": MANIFEST_ACCEPT}, stream=True,
+        )
+        try:
+            check_response(response, 200, subject=subject)
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
+                raise self._too_large(subject, response, int(declared))
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_MANIFEST_BYTES:
+                    raise self._too_large(subject, response, None)
+        except httpx.TransportError as exc:
+            raise transport_failure(exc, registry=self.registry) from exc
+        finally:
+            response.close()
+        data = bytes(body)
+        digest = _verify_manifest_digest(subject, data, reference, response.headers.get("docker-content-digest"))
+        media_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
+        return FetchedManifest(data=data, media_type=media_type, digest=digest)
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> Digest:
+        """PUT the exact manifest bytes under a tag or digest, ``Content-Type`` = ``media_type``; returns the digest.
+
+        Raises:
+            RegistryError: the registry refused it (e.g. 400 MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN).
+            DigestMismatchError: the registry reports another digest than the bytes have.
+        """
+        digest = Digest.from_bytes(data)
+        response = self.send(
+            "PUT", self.url(f"{repository}/manifests/{reference}"), scopes=(push_scope(repository),),
+            headers={"Content-Type": media_type}, content=data,
+        )
+        check_response(response, 201, subject=f"manifest {self._display(repository, reference)}")
+        reported = response.headers.get("docker-content-digest")
+        if reported and reported != str(digest):
+            raise DigestMismatchError(
+                f"registry stored manifest {self._display(repository, reference)} as {reported}, expected {digest}",
+                expected=str(digest), actual=reported,
+            )
+        return digest
+
+    def head_blob(self, repository: str, digest: Digest) -> int | None:
+        """HEAD a blob (following redirects): its size when the repository has it, ``None`` when it does not."""
+        response = self.send_following("HEAD", self.url(f"{repository}/blobs/{digest}"),
+                                       scopes=(pull_scope(repository),))
+        response.close()
+        if response.status_code == 404:
+            return None
+        check_response(response, 200, subject=f"blob {digest} in {self.registry}/{repository}")
+        length = response.headers.get("content-length")
+        return int(length) if length is not None and length.isdigit() else -1
+
+    def open_blob(self, repository: str, digest: Digest, *, offset: int = 0) -> httpx.Response:
+        """GET a blob as a stream (``Range: bytes=<offset>-`` when ``offset`` > 0), following redirects.
+
+        Not retried here: ``download.py`` resumes. The caller closes the response; a 200 to a ranged request means
+        the registry sends the whole blob again.
+
+        Raises:
+            RegistryError: no answer, not found (naming the digest), or another error status.
+        """
+        headers = {"Range": f"bytes={offset}-"} if offset else None
+        response = self.send_following("GET", self.url(f"{repository}/blobs/{digest}"),
+                                       scopes=(pull_scope(repository),), headers=headers, stream=True, retry=False)
+        return check_response(response, 200, 206, subject=f"blob {digest} in {self.registry}/{repository}")
+
+    def list_tags(self, repository: str) -> list[str]:
+        """Every tag of ``repository``, following ``Link: <…>; rel="next"`` pages, in the registry's order."""
+        url = self.url(f"{repository}/tags/list")
+        tags: list[str] = []
+        for _ in range(10_000):
+            response = self.send("GET", url, scopes=(pull_scope(repository),))
+            check_response(response, 200, subject=f"repository {self.registry}/{repository}")
+            doc = response.json()
+            page = doc.get("tags") if isinstance(doc, dict) else None
+            tags += [str(tag) for tag in page or ()]
+            match = _LINK_NEXT_RE.search(response.headers.get("link", ""))
+            if match is None:
+                return tags
+            url = urljoin(str(response.url), match.group(1))
+        raise RegistryError(f"tag list of {self.registry}/{repository} does not end", url=redact_url(url))
+
+    # ----- internals ---------------------------------------------------------------------------------------------
+
+    def _display(self, repository: str, reference: str) -> str:
+        separator = "@" if ":" in reference else ":"
+        return f"{self.registry}/{repository}{separator}{reference}"
+
+    def _too_large(self, subject: str, response: httpx.Response, size: int | None) -> RegistryError:
+        said = f"{size} bytes" if size is not None else "larger than that"
+        return RegistryError(
+            f"{subject} is {said}: refusing manifests over the 4 MiB limit",
+            method=response.request.method, url=redact_url(response.request.url), status=response.status_code,
+        )
+
+    def _probe_scheme(self) -> str:
+        url = f"https://{self.host}/v2/"
+        request = self._client.build_request(
+            "GET", url, extensions={SCOPES_EXTENSION: (), NO_RETRY_EXTENSION: True}, timeout=PROBE_TIMEOUT_S
+        )
+        try:
+            self._client.send(request, auth=None).close()
+        except httpx.TransportError as exc:
+            logger.debug("%s does not answer https (%s): using plain http", self.host, type(exc).__name__)
+            return "http"
+        return "https"
+
+
+def _verify_manifest_digest(subject: str, data: bytes, reference: str, header: str | None) -> Digest:
+    computed = {"sha256": Digest.from_bytes(data)}
+    for label, claimed in (("requested", reference if ":" in reference else None), ("Docker-Content-Digest", header)):
+        if not claimed:
+            continue
+        try:
+            wanted = Digest.parse(claimed)
+        except ValueError:
+            if label == "requested":
+                raise
+            continue
+        actual = computed.get(wanted.algorithm)
+        if actual is None:
+            actual = Digest(wanted.algorithm, hashlib.new(wanted.algorithm, data).hexdigest())
+            computed[wanted.algorithm] = actual
+        if actual != wanted:
+            raise DigestMismatchError(
+                f"{subject}: the bytes received hash to {actual}, not the {label} digest {wanted}",
+                expected=str(wanted), actual=str(actual),
+            )
+    return computed["sha256"]
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host.lower(), url.port if url.port is not None else default
+
+
+def _make_auth(registry: str, credentials: Any) -> httpx.Auth | None:
+    if credentials is None:
+        try:
+            credentials_module = importlib.import_module("pymodelkit.registry.credentials")
+        except ModuleNotFoundError as exc:
+            if exc.name != "pymodelkit.registry.credentials":
+                raise
+        else:
+            credentials = credentials_module.default_credentials()
+    try:
+        auth_module = importlib.import_module("pymodelkit.registry.auth")
+    except ModuleNotFoundError as exc:
+        if exc.name != "pymodelkit.registry.auth":
+            raise
+        logger.debug("pymodelkit.registry.auth is not available: requests to %s are anonymous", registry)
+        return None
+    auth: httpx.Auth = auth_module.RegistryAuth(registry, credentials)
+    return auth
+
+
+def _ssl_context(*, tls_verify: bool, ca_bundle: str | None, trust_env: bool) -> ssl.SSLContext:
+    context = httpx.create_ssl_context(verify=tls_verify, trust_env=trust_env)
+    if ca_bundle is not None and tls_verify:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
+def _env_plain_http() -> bool:
+    # TODO(lead): move into pymodelkit.settings as settings.plain_http() with the variable table.
+    import os
+
+    return settings.parse_bool(os.environ.get("PYMODELKIT_PLAIN_HTTP"))
+
+
+def _environment_proxies() -> dict[str, str | None]:
+    """httpx mount patterns for ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` and the ``NO_PROXY`` exceptions."""
+    found = urllib.request.getproxies_environment()
+    mounts: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        proxy = found.get(scheme)
+        if proxy:
+            mounts[f"{scheme}://"] = proxy if "://" in proxy else f"http://{proxy}"
+    for entry in (part.strip() for part in found.get("no", "").split(",")):
+        if entry == "*":
+            return {}
+        if not entry:
+            continue
+        if "://" in entry:
+            mounts[entry] = None
+            continue
+        try:
+            address = ipaddress.ip_address(entry)
+        except ValueError:
+            mounts[f"all://*{entry}"] = None
+            continue
+        mounts[f"all://[{entry}]" if address.version == 6 else f"all://{entry}"] = None
+    return mounts
+
+
+def _log_request(request: httpx.Request) -> None:
+    logger.debug("%s %s", request.method, redact_url(request.url))
+
+
+def _log_response(response: httpx.Response) -> None:
+    logger.debug("%s %s -> %d", response.request.method, redact_url(response.request.url), response.status_code)

@@ -1,0 +1,111 @@
+"""``login`` and ``logout``: check a credential against a registry, then keep it in kit's credentials file
+(spec ``kitops-modelkit.md`` §5.4).
+
+Login pings ``GET /v2/`` through :class:`~pymodelkit.registry.auth.RegistryAuth` with only the given credential and
+stores it only if the registry accepts it. Storing is ``registry.credentials``' job.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+
+import httpx
+
+from pymodelkit._version import __version__
+from pymodelkit.errors import AuthError
+from pymodelkit.registry.auth import SCOPES_EXTENSION, RegistryAuth
+from pymodelkit.registry.credentials import Credential, ExplicitCredentials, remove_credential, store_credential
+from pymodelkit.registry.responses import check_response, transport_failure
+
+__all__ = ["PING_TIMEOUT_S", "login", "logout"]
+
+logger = logging.getLogger(__name__)
+
+PING_TIMEOUT_S = 30.0
+_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
+def login(
+    registry: str,
+    username: str,
+    password: str,
+    *,
+    home: Path | None = None,
+    plain_http: bool | None = None,
+    tls_verify: bool = True,
+) -> None:
+    """Check ``username``/``password`` against ``registry`` and save them in kit's ``credentials.json``.
+
+    An empty ``username`` makes ``password`` an identity (OAuth2 refresh) token, as ``kit login`` does.
+
+    Args:
+        registry: ``host[:port]``; ``docker.io`` is checked at ``registry-1.docker.io``.
+        home: the kit home holding ``credentials.json`` (default: ``$KITOPS_HOME`` or the platform default).
+        plain_http: ``True``: http; ``False``: https only; ``None``: https, falling back to http for a loopback
+            registry (``localhost``, ``127.0.0.0/8``, ``::1``) that does not speak TLS.
+        tls_verify: verify the registry's certificate.
+
+    Raises:
+        AuthError: the registry or its token server refused the credential (nothing is stored), or it is unusable.
+        RegistryError: the registry could not be reached or answered with another error.
+    """
+    if not password:
+        raise AuthError(f"cannot log in to {registry}: a password or token is required")
+    if ":" in username:
+        raise AuthError(f"cannot log in to {registry}: a username must not contain ':'")
+    credential = Credential(username=username, password=password) if username else Credential(identity_token=password)
+    try:
+        _ping(registry, credential, plain_http=plain_http, tls_verify=tls_verify)
+    except AuthError as exc:
+        raise AuthError(f"cannot log in to {registry}: {exc.message}", **exc.details) from None
+    path = store_credential(registry, credential, home)
+    logger.info("credentials for %s saved in %s", registry, path)
+
+
+def logout(registry: str, *, home: Path | None = None) -> bool:
+    """Forget the credential kit's ``credentials.json`` holds for ``registry``; ``False`` if there was none."""
+    removed = remove_credential(registry, home)
+    logger.info("credentials for %s %s", registry, "removed" if removed else "were not stored")
+    return removed
+
+
+def _ping(registry: str, credential: Credential, *, plain_http: bool | None, tls_verify: bool) -> None:
+    host = "registry-1.docker.io" if registry.lower() in _HUB_HOSTS else registry
+    loopback = _is_loopback(host)
+    schemes = ["http"] if plain_http else ["https", "http"] if plain_http is None and loopback else ["https"]
+    auth = RegistryAuth(registry, ExplicitCredentials(credential))
+    with httpx.Client(
+        auth=auth,
+        verify=tls_verify,
+        timeout=PING_TIMEOUT_S,
+        trust_env=not loopback,  # proxies from the environment, but never for a loopback registry
+        follow_redirects=False,
+        headers={"User-Agent": f"pymodelkit/{__version__}"},
+    ) as client:
+        for index, scheme in enumerate(schemes):
+            url = f"{scheme}://{host}/v2/"
+            try:
+                response = client.get(url, extensions={SCOPES_EXTENSION: ()})
+            except httpx.TransportError as exc:
+                if index + 1 < len(schemes):
+                    logger.debug("%s does not answer https (%s): trying http", host, type(exc).__name__)
+                    continue
+                raise transport_failure(exc, registry=registry) from exc
+            check_response(response, 200, subject=f"registry {registry}")
+            return
+
+
+def _is_loopback(registry: str) -> bool:
+    host = registry
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,242 @@
+"""One blob into a registry as an upload session: POST (or mount), PATCH chunks, PUT ``?digest=``, status, cancel
+(spec ``oci-distribution.md`` §1.2–§1.8, traps 1–8 and 24).
+
+Each function is one HTTP exchange, checked with ``check_response``, returning a new :class:`UploadSession`; none
+retries. Every upload request is marked ``pymodelkit.no_retry``: the loop that feeds chunks, resumes after a fault
+and reports progress lives in ``registry/transfer.py``. Auth is the client's; bodies stream from the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from urllib.parse import quote, urljoin
+
+import httpx
+
+from pymodelkit.errors import RegistryError
+from pymodelkit.oci.digest import Digest
+from pymodelkit.registry.client import RegistryClient, pull_scope, push_scope
+from pymodelkit.registry.responses import check_response, error_from_response, redact_url
+
+__all__ = [
+    "LOST_SESSION_CODES",
+    "PIECE_BYTES",
+    "RANGE_MISMATCH_CODE",
+    "FileSpan",
+    "UploadSession",
+    "cancel_upload",
+    "fetch_upload_status",
+    "finish_upload",
+    "mount_blob",
+    "put_blob",
+    "send_chunk",
+    "start_upload",
+]
+
+logger = logging.getLogger(__name__)
+
+PIECE_BYTES = 1 << 20  # one read from the file, one write to the socket
+OCTET_STREAM = "application/octet-stream"
+# The code of the error raised when the registry acknowledges another range than the one sent (v3 uses it for 416).
+RANGE_MISMATCH_CODE = "RANGE_INVALID"
+# 404 codes meaning the registry no longer knows the session (stale Location, restart, purge, finished).
+LOST_SESSION_CODES = frozenset({"BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"})
+_RANGE_RE = re.compile(r"^\s*(?:bytes=)?(\d+)-(\d+)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSession:
+    """An open upload: the absolute URL from the latest ``Location``, and the bytes the registry acknowledged."""
+
+    repository: str
+    location: str
+    offset: int = 0
+
+
+class FileSpan:
+    """A request body: ``length`` bytes of the open file ``fd`` from ``offset``, read 1 MiB at a time.
+
+    It can be iterated again (the auth layer resends a request after a 401), and each pass starts over.
+    ``on_sent(position)`` is called with the absolute file position after each piece is handed to the socket.
+    """
+
+    def __init__(
+        self, fd: int, offset: int, length: int, *, on_sent: Callable[[int], None] | None = None
+    ) -> None:
+        if offset < 0 or length < 0:
+            raise ValueError("FileSpan offset and length must not be negative")
+        self.fd = fd
+        self.offset = offset
+        self.length = length
+        self._on_sent = on_sent
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[bytes]:
+        position, end = self.offset, self.offset + self.length
+        while position < end:
+            data = _pread(self.fd, min(PIECE_BYTES, end - position), position)
+            if not data:
+                raise OSError(f"file ended at byte {position} while uploading (expected {end} bytes)")
+            position += len(data)
+            yield data
+            if self._on_sent is not None:
+                self._on_sent(position)
+
+
+def start_upload(client: RegistryClient, repository: str) -> UploadSession:
+    """``POST /v2/<repository>/blobs/uploads/`` (no body): open a session. Raises RegistryError/AuthError."""
+    response = _send(client, "POST", client.url(f"{repository}/blobs/uploads/"), (push_scope(repository),),
+                     headers={"Content-Length": "0"})
+    check_response(response, 202, subject=f"repository {client.registry}/{repository}")
+    return UploadSession(repository, _location(response), 0)
+
+
+def mount_blob(client: RegistryClient, repository: str, digest: Digest, source: str) -> UploadSession | None:
+    """``POST …/uploads/?mount=<digest>&from=<source>``: ``None`` when mounted (201), else the session the registry
+    opened instead (202), ready for a normal upload. Needs pull on ``source`` too (both scopes are requested)."""
+    url = client.url(f"{repository}/blobs/uploads/") + f"?mount={_quote_digest(digest)}&from={quote(source, safe='/')}"
+    response = _send(client, "POST", url, (push_scope(repository), pull_scope(source)),
+                     headers={"Content-Length": "0"})
+    check_response(response, 201, 202, subject=f"blob {digest} mounted from {source}")
+    if response.status_code == 201:
+        logger.debug("mounted %s into %s from %s", digest, repository, source)
+        return None
+    return UploadSession(repository, _location(response), 0)
+
+
+def send_chunk(client: RegistryClient, session: UploadSession, body: FileSpan) -> UploadSession:
+    """PATCH the next chunk (``Content-Range: start-end``, inclusive) and check the acknowledged ``Range``.
+
+    ``body.offset`` must equal ``session.offset``. Returns the session at the new Location and offset.
+
+    Raises:
+        RegistryError: an error status; or, with ``code`` ``RANGE_INVALID``, a ``Range`` answer whose end is not the
+            end just sent (the registry appended something else: abandon the session and restart the blob).
+    """
+    if body.offset != session.offset or len(body) == 0:
+        raise ValueError(f"chunk at {body.offset} ({len(body)} bytes) does not continue the upload at {session.offset}")
+    end = body.offset + len(body) - 1
+    response = _send(client, "PATCH", session.location, (push_scope(session.repository),), content=body, headers={
+        "Content-Type": OCTET_STREAM,
+        "Content-Range": f"{body.offset}-{end}",
+        "Content-Length": str(len(body)),
+    })
+    check_response(response, 202, subject=f"upload to {client.registry}/{session.repository}")
+    acknowledged = _range_end(response.headers.get("range"))
+    if acknowledged != end:
+        raise RegistryError(
+            f"upload to {client.registry}/{session.repository}: registry acknowledged bytes up to {acknowledged}, "
+            f"expected {end}",
+            method="PATCH", url=redact_url(response.request.url), status=response.status_code,
+            code=RANGE_MISMATCH_CODE, is_temporary=True,
+        )
+    return replace(session, location=_location(response), offset=end + 1)
+
+
+def fetch_upload_status(client: RegistryClient, session: UploadSession) -> UploadSession | None:
+    """GET the upload URL: the session at the registry's acknowledged offset, or ``None`` if it lost the session.
+
+    An ambiguous ``Range: 0-0`` (no bytes, or one byte) counts as offset 0; an unexpected extra byte is then caught
+    by the next chunk's range check.
+    """
+    response = _send(client, "GET", session.location, (push_scope(session.repository),), headers={}, retry=True)
+    if response.status_code == 404:
+        error = error_from_response(response)
+        if error.code in LOST_SESSION_CODES or error.code is None:
+            logger.debug("registry lost the upload session to %s (%s)", session.repository, error.code)
+            return None
+        raise error
+    check_response(response, 204, 200, subject=f"upload to {client.registry}/{session.repository}")
+    end = _range_end(response.headers.get("range"))
+    offset = 0 if end is None or end == 0 else end + 1
+    location = _location(response) if response.headers.get("location") else session.location
+    return replace(session, location=location, offset=offset)
+
+
+def finish_upload(
+    client: RegistryClient, session: UploadSession, digest: Digest, *, body: FileSpan | None = None
+) -> None:
+    """PUT ``<location>?digest=<digest>`` to close the session: empty, or carrying the final chunk with its
+    ``Content-Range``. Raises RegistryError (e.g. 400 DIGEST_INVALID when the stored bytes do not match)."""
+    headers = {"Content-Length": "0"}
+    if body is not None and len(body):
+        headers = {
+            "Content-Type": OCTET_STREAM,
+            "Content-Range": f"{body.offset}-{body.offset + len(body) - 1}",
+            "Content-Length": str(len(body)),
+        }
+    response = _send(client, "PUT", _with_digest(session.location, digest), (push_scope(session.repository),),
+                     content=body if body is not None and len(body) else None, headers=headers)
+    check_response(response, 201, subject=f"blob {digest} in {client.registry}/{session.repository}")
+
+
+def put_blob(client: RegistryClient, session: UploadSession, digest: Digest, body: FileSpan) -> None:
+    """Monolithic upload: PUT the whole blob to a fresh session with ``?digest=``. Raises RegistryError."""
+    response = _send(client, "PUT", _with_digest(session.location, digest), (push_scope(session.repository),),
+                     content=body, headers={"Content-Type": OCTET_STREAM, "Content-Length": str(len(body))})
+    check_response(response, 201, subject=f"blob {digest} in {client.registry}/{session.repository}")
+
+
+def cancel_upload(client: RegistryClient, session: UploadSession) -> None:
+    """Best-effort DELETE of the session; failures (no ``delete`` scope, already gone) are logged, not raised."""
+    try:
+        response = _send(client, "DELETE", session.location, (f"repository:{session.repository}:delete",),
+                         headers={"Content-Length": "0"})
+        response.close()
+        logger.debug("cancelled upload to %s: %d", session.repository, response.status_code)
+    except RegistryError as exc:
+        logger.debug("cancelling upload to %s failed: %s", session.repository, exc)
+
+
+def _send(
+    client: RegistryClient,
+    method: str,
+    url: str,
+    scopes: tuple[str, ...],
+    *,
+    headers: dict[str, str],
+    content: FileSpan | None = None,
+    retry: bool = False,
+) -> httpx.Response:
+    return client.send(method, url, scopes=scopes, headers=headers, content=content, retry=retry)
+
+
+def _location(response: httpx.Response) -> str:
+    location = response.headers.get("location")
+    if not location:
+        raise RegistryError(
+            f"{response.request.method} {redact_url(response.request.url)}: {response.status_code} without Location",
+            method=response.request.method, url=redact_url(response.request.url), status=response.status_code,
+        )
+    # Resolve against the URL that answered (RFC 3986); keep the query exactly as sent.
+    resolved: str = urljoin(str(response.url), location)
+    return resolved
+
+
+def _with_digest(location: str, digest: Digest) -> str:
+    separator = "&" if "?" in location else "?"
+    return f"{location}{separator}digest={_quote_digest(digest)}"
+
+
+def _quote_digest(digest: Digest) -> str:
+    return quote(str(digest), safe=":")
+
+
+def _range_end(value: str | None) -> int | None:
+    if value is None:
+        return None
+    match = _RANGE_RE.match(value)
+    return int(match.group(2)) if match else None
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # pragma: no cover - Windows; one file descriptor per blob and thread
+    return os.read(fd, size)  # pragma: no cover
