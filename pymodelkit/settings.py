@@ -11,6 +11,7 @@
 | ``JOZU_USERNAME``, ``_PASSWORD``, ``_REGISTRY`` | pykitops' names for the three above, used if those are unset |
 | ``PYTHON_DOTENV_DISABLED`` | true: ignore ``./.env`` (which otherwise fills in the credential variables above) |
 | ``DOCKER_CONFIG`` | directory of Docker's ``config.json`` (else ``~/.docker``), a read-only credential source |
+| ``PYMODELKIT_PLAIN_HTTP`` | true: talk plain HTTP to every registry (as ``--plain-http``) |
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "dotenv_path",
     "kitops_home",
     "parse_bool",
+    "plain_http",
 ]
 
 _EPOCH_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
@@ -114,3 +116,8 @@ def docker_config_dir() -> Path:
     if explicit:
         return Path(explicit)
     return Path.home() / ".docker"
+
+
+def plain_http() -> bool:
+    """``PYMODELKIT_PLAIN_HTTP``: whether every registry is reached over plain HTTP (default false)."""
+    return parse_bool(os.environ.get("PYMODELKIT_PLAIN_HTTP"))

@@ -16,6 +16,7 @@ import click
 
 from pymodelkit import errors
 from pymodelkit._version import __version__
+from pymodelkit.cli.auth import login_command, logout_command
 from pymodelkit.cli.context import CliState
 from pymodelkit.cli.pack import pack_command
 from pymodelkit.cli.storage import (
@@ -103,6 +104,8 @@ for command in (
     diff_command,
     fsck_command,
     gc_command,
+    login_command,
+    logout_command,
 ):
     cli.add_command(command)
 

@@ -8,17 +8,21 @@ token is held → cache → resend. A resend that is refused again raises :class
 Which secret to use is ``registry.credentials``' job; retries of failed connections are ``registry.retry``'s.
 
 Request bodies are never buffered here (``requires_request_body`` is off). A request is resent after a 401 only if
-its body can be sent again: no body, ``bytes``, or an ``httpx.SyncByteStream`` whose ``__iter__`` restarts from the
-beginning and that says so with a true ``replayable`` attribute. Any other streamed body (a generator, a file
-object) is not resent: the token is fetched and cached and the 401 is returned, so the caller resends the request
-with a fresh body and the token goes out with it up front. Authenticating a body-less request first (the upload
-POST) avoids even that.
+its body can be sent again: no body, ``bytes``, or a body object (an ``httpx.SyncByteStream``, or an iterable given
+as ``content=``) whose ``__iter__`` restarts from the beginning and that says so with a true ``replayable``
+attribute. Any other streamed body (a generator, a file object) is not resent: the token is fetched and cached and
+the 401 is returned, so the caller resends the request with a fresh body and the token goes out with it up front.
+Authenticating a body-less request first (the upload POST) avoids even that.
+
+The module is longer than most because the token exchange (GET, OAuth2 POST, answers and refusals) cannot be
+separated from the flow that drives it through the same generator.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as _dt
+import inspect
 import ipaddress
 import json
 import logging
@@ -135,6 +139,7 @@ class RegistryAuth(httpx.Auth):
         self._fetch_locks: dict[_Key, threading.Lock] = {}
         self._refresh_token = ""  # a newer refresh token than the credential's, if the token server sent one
         self._oauth2_unsupported = False
+        self._widened: dict[_Key, _Key] = {}  # requested scopes → the larger set the registry asked for
         self._refusals: dict[_Key, int] = {}  # 401s in a row for a token sent up front (non-replayable bodies)
         self.token_fetches = 0  # how many tokens this auth has fetched (diagnostics)
 
@@ -161,6 +166,8 @@ class RegistryAuth(httpx.Auth):
             sent_basic = True
         elif scheme == "bearer" and bearer is not None and requested is not None:
             sent = _key(bearer, requested)
+            with self._lock:
+                sent = self._widened.get(sent, sent)
             token = yield from self._token_for(sent, request, refused=None)
             request.headers["Authorization"] = f"Bearer {token.value}"
 
@@ -189,10 +196,17 @@ class RegistryAuth(httpx.Auth):
                     with self._lock:
                         self._refusals.pop(key, None)
                     raise _refused(response, f"{self.registry} refused access to {_describe_scopes(key[2])}")
+            if requested is not None and key != _key(challenge, requested):
+                with self._lock:  # the registry wants more than asked for: ask for that up front next time
+                    self._widened[_key(challenge, requested)] = key
+            if not replayable:
+                # The caller resends with a fresh body, and the token is fetched up front for it. (Fetching it
+                # here would make the token server's answer, not this 401, the response the caller gets.)
+                if refused is not None:
+                    self._forget(key, refused)
+                return
             token = yield from self._token_for(key, request, refused=refused)
             request.headers["Authorization"] = f"Bearer {token.value}"
-            if not replayable:
-                return  # the caller resends with a fresh body; the cached token goes out with it
             response = yield request
             if response.status_code == 401:
                 self._clear_refusals(key)
@@ -318,6 +332,12 @@ class RegistryAuth(httpx.Auth):
 
     # ----- helpers -----------------------------------------------------------------------------------------------
 
+    def _forget(self, key: _Key, value: str) -> None:
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached is not None and cached.value == value:
+                del self._tokens[key]
+
     def _clear_refusals(self, key: _Key) -> None:
         with self._lock:
             self._refusals.pop(key, None)
@@ -383,6 +403,10 @@ def _basic_header(credential: Credential) -> str:
 def _is_replayable(request: httpx.Request) -> bool:
     stream = request.stream
     if isinstance(stream, httpx.ByteStream) or getattr(stream, "replayable", False) is True:
+        return True
+    # An iterable passed as ``content=`` is wrapped by httpx, which iterates it afresh on a resend.
+    inner = getattr(stream, "_stream", None)
+    if inner is not None and not inspect.isgenerator(inner) and getattr(inner, "replayable", False) is True:
         return True
     try:
         request.content  # noqa: B018 - raises RequestNotRead for an unread stream

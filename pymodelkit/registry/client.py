@@ -5,7 +5,8 @@ The transport stack is auth (``pymodelkit.registry.auth.RegistryAuth``, an ``htt
 :class:`~pymodelkit.registry.retry.RetryTransport` over ``httpx.HTTPTransport``; logging is an event hook. Every
 request carries the scopes it needs in ``request.extensions["pymodelkit.scopes"]``. Blob GET and HEAD follow
 redirects by hand and never send credentials to another host. Uploads are in ``upload.py``, downloads in
-``download.py``; this module only knows single exchanges.
+``download.py``; this module only knows single exchanges. (Over 400 lines: the transport set-up — TLS, proxies,
+scheme probe — could move to its own module.)
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import re
 import ssl
 import threading
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import httpx
@@ -34,6 +35,9 @@ from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST
 from pymodelkit.registry.responses import check_response, redact_url, transport_failure
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, NO_RETRY_EXTENSION, RetryPolicy, RetryTransport
+
+if TYPE_CHECKING:
+    from pymodelkit.registry.credentials import CredentialSource
 
 __all__ = [
     "MANIFEST_ACCEPT",
@@ -114,7 +118,7 @@ class RegistryClient:
         self,
         registry: str,
         *,
-        credentials: Any = None,
+        credentials: CredentialSource | None = None,
         plain_http: bool | None = None,
         tls_verify: bool = True,
         ca_bundle: str | None = None,
@@ -192,6 +196,9 @@ class RegistryClient:
         if not retry:
             extensions[NO_RETRY_EXTENSION] = True
         request = self._client.build_request(method, url, headers=headers, content=content, extensions=extensions)
+        if getattr(content, "replayable", False) is True:
+            # A body that can be iterated again (a FileSpan): say so, so the auth layer resends it after a 401.
+            request.stream = _ReplayableStream(content)
         try:
             if authenticate:
                 return self._client.send(request, stream=stream)
@@ -362,9 +369,23 @@ class RegistryClient:
         try:
             self._client.send(request, auth=None).close()
         except httpx.TransportError as exc:
+            if _is_certificate_error(exc):  # it speaks TLS, with a certificate we do not trust: say so, over https
+                return "https"
             logger.debug("%s does not answer https (%s): using plain http", self.host, type(exc).__name__)
             return "http"
         return "https"
+
+
+class _ReplayableStream(httpx.SyncByteStream):
+    """A request body each iteration of which starts over (``replayable`` is what the auth layer looks for)."""
+
+    replayable = True
+
+    def __init__(self, body: Iterable[bytes]) -> None:
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._body
 
 
 def _verify_manifest_digest(subject: str, data: bytes, reference: str, header: str | None) -> Digest:
@@ -390,12 +411,23 @@ def _verify_manifest_digest(subject: str, data: bytes, reference: str, header: s
     return computed["sha256"]
 
 
+def _is_certificate_error(exc: BaseException) -> bool:
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            return False
+        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     default = {"http": 80, "https": 443}.get(url.scheme)
     return url.scheme, url.host.lower(), url.port if url.port is not None else default
 
 
-def _make_auth(registry: str, credentials: Any) -> httpx.Auth | None:
+def _make_auth(registry: str, credentials: CredentialSource | None) -> httpx.Auth | None:
     if credentials is None:
         try:
             credentials_module = importlib.import_module("pymodelkit.registry.credentials")

@@ -83,9 +83,7 @@ class Credential:
 
     def __repr__(self) -> str:
         hidden = ", ".join(
-            f"{name}=<redacted>"
-            for name in ("password", "identity_token", "registry_token")
-            if getattr(self, name)
+            f"{name}=<redacted>" for name in ("password", "identity_token", "registry_token") if getattr(self, name)
         )
         return f"Credential(username={self.username!r}{', ' + hidden if hidden else ''})"
 

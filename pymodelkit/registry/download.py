@@ -24,11 +24,10 @@ from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from pymodelkit.store import LocalStore
 from pymodelkit.store.ingest import BlobWriter
 
-__all__ = ["READ_BYTES", "download_blob"]
+__all__ = ["download_blob"]
 
 logger = logging.getLogger(__name__)
 
-READ_BYTES = 1 << 20
 _CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 
 
@@ -111,7 +110,7 @@ def _fetch_into(
         elif response.status_code == 206:
             _check_content_range(response, offset)
         writer = held.writer
-        for chunk in response.iter_bytes(READ_BYTES):
+        for chunk in response.iter_bytes():  # as received: a chunk buffer would be lost on a cut
             writer.write(chunk)
             if writer.size > descriptor.size:
                 raise DigestMismatchError(

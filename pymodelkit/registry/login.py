@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from pymodelkit import settings
 from pymodelkit._version import __version__
 from pymodelkit.errors import AuthError
 from pymodelkit.registry.auth import SCOPES_EXTENSION, RegistryAuth
@@ -57,6 +58,8 @@ def login(
         raise AuthError(f"cannot log in to {registry}: a username must not contain ':'")
     credential = Credential(username=username, password=password) if username else Credential(identity_token=password)
     try:
+        if plain_http is None and settings.plain_http():
+            plain_http = True
         _ping(registry, credential, plain_http=plain_http, tls_verify=tls_verify)
     except AuthError as exc:
         raise AuthError(f"cannot log in to {registry}: {exc.message}", **exc.details) from None

@@ -6,6 +6,8 @@ registry, which must be sent — then runs the plan on a thread pool, ``concurre
 before the manifest. An upload retries as a whole session: after a dropped connection or a 5xx it asks the registry
 where the upload stands and continues from the acknowledged offset, or restarts the blob when the registry lost the
 session. Pulls resume with ``Range`` (``download.py``) and recurse into parent ModelKits named by ``model.path``.
+(Over 400 lines because push and pull share the plan/progress/pool machinery; the natural split is ``push.py`` and
+``pull.py`` over a shared private module.)
 """
 
 from __future__ import annotations

@@ -60,9 +60,12 @@ class UploadSession:
 class FileSpan:
     """A request body: ``length`` bytes of the open file ``fd`` from ``offset``, read 1 MiB at a time.
 
-    It can be iterated again (the auth layer resends a request after a 401), and each pass starts over.
+    It can be iterated again (``replayable``: the auth layer resends a request after a 401), each pass from the
+    start.
     ``on_sent(position)`` is called with the absolute file position after each piece is handed to the socket.
     """
+
+    replayable = True
 
     def __init__(
         self, fd: int, offset: int, length: int, *, on_sent: Callable[[int], None] | None = None

@@ -81,12 +81,15 @@ def test_is_temporary_without_an_answer() -> None:
 
 
 def test_plain_text_body_is_not_parsed_but_quoted() -> None:
-    response = httpx.Response(404, headers={"Content-Type": "text/plain; charset=utf-8"}, content=b"404 page not found\n",
+    response = httpx.Response(404, headers={"Content-Type": "text/plain; charset=utf-8"},
+                              content=b"404 page not found\n",
                               request=httpx.Request("GET", "http://127.0.0.1:5000/v2/Team/x/manifests/v1"))
     with pytest.raises(RegistryError) as info:
         check_response(response, 200)
     assert info.value.code is None
-    assert str(info.value) == "GET http://127.0.0.1:5000/v2/Team/x/manifests/v1: registry answered 404 404 page not found"
+    assert str(info.value) == (
+        "GET http://127.0.0.1:5000/v2/Team/x/manifests/v1: registry answered 404 404 page not found"
+    )
 
 
 def test_json_body_with_other_shape_gives_no_code() -> None:
@@ -105,9 +108,8 @@ def test_only_64_kib_of_an_error_body_is_read() -> None:
             sent.append(16 << 10)
             yield b"x" * (16 << 10)
 
-    response = httpx.Response(500, headers={"Content-Type": "text/plain"}, stream=httpx.ByteStream(b"") ,
+    response = httpx.Response(500, headers={"Content-Type": "text/plain"}, stream=_IterStream(body()),
                               request=httpx.Request("GET", URL))
-    response.stream = _IterStream(body())
     with pytest.raises(RegistryError) as info:
         check_response(response, 200)
     assert sum(sent) == MAX_ERROR_BODY_BYTES

@@ -43,7 +43,8 @@ POLICY = RetryPolicy(attempts=4, base_delay_s=0.5, max_delay_s=2.0, budget_s=30.
 
 
 def test_get_is_retried_on_503_until_it_succeeds() -> None:
-    script, sleeps = _Script(503, 503, 200), []
+    script = _Script(503, 503, 200)
+    sleeps: list[float] = []
     with _client(script, POLICY, sleeps) as client:
         assert client.get(URL).status_code == 200
     assert len(script.calls) == 3
@@ -52,14 +53,16 @@ def test_get_is_retried_on_503_until_it_succeeds() -> None:
 
 
 def test_retry_after_seconds_is_honoured() -> None:
-    script, sleeps = _Script((429, {"Retry-After": "3"}), 200), []
+    script = _Script((429, {"Retry-After": "3"}), 200)
+    sleeps: list[float] = []
     with _client(script, POLICY, sleeps) as client:
         assert client.head(URL).status_code == 200
     assert sleeps == [3.0]
 
 
 def test_gives_up_after_the_attempts_and_returns_the_last_answer() -> None:
-    script, sleeps = _Script(500, 502, 503, 504, 200), []
+    script = _Script(500, 502, 503, 504, 200)
+    sleeps: list[float] = []
     with _client(script, POLICY, sleeps) as client:
         assert client.get(URL).status_code == 504
     assert len(script.calls) == 4
@@ -67,7 +70,8 @@ def test_gives_up_after_the_attempts_and_returns_the_last_answer() -> None:
 
 
 def test_a_retry_after_beyond_the_time_budget_is_not_waited_for() -> None:
-    script, sleeps = _Script((503, {"Retry-After": "3600"}), 200), []
+    script = _Script((503, {"Retry-After": "3600"}), 200)
+    sleeps: list[float] = []
     with _client(script, POLICY, sleeps) as client:
         assert client.get(URL).status_code == 503
     assert sleeps == []
@@ -89,14 +93,16 @@ def test_the_time_budget_bounds_the_retries() -> None:
 
 
 def test_connection_errors_are_retried() -> None:
-    script, sleeps = _Script(httpx.ReadError, httpx.ConnectError, 200), []
+    script = _Script(httpx.ReadError, httpx.ConnectError, 200)
+    sleeps: list[float] = []
     with _client(script, POLICY, sleeps) as client:
         assert client.get(URL).status_code == 200
     assert len(script.calls) == 3
 
 
 def test_connection_errors_past_the_attempts_are_raised() -> None:
-    script, sleeps = _Script(*([httpx.ReadError] * 4)), []
+    script = _Script(*([httpx.ReadError] * 4))
+    sleeps: list[float] = []
     with _client(script, POLICY, sleeps) as client, pytest.raises(httpx.ReadError):
         client.get(URL)
     assert len(script.calls) == 4
@@ -117,14 +123,16 @@ def test_unknown_host_is_not_retried() -> None:
 
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
 def test_non_idempotent_methods_are_not_retried(method: str) -> None:
-    script, sleeps = _Script(503, 200), []
+    script = _Script(503, 200)
+    sleeps: list[float] = []
     with _client(script, POLICY, sleeps) as client:
         assert client.request(method, URL, content=b"x").status_code == 503
     assert len(script.calls) == 1
 
 
 def test_requests_marked_no_retry_pass_through() -> None:
-    script, sleeps = _Script(503, 200), []
+    script = _Script(503, 200)
+    sleeps: list[float] = []
     with _client(script, POLICY, sleeps) as client:
         request = client.build_request("PUT", URL, content=b"{}", extensions={NO_RETRY_EXTENSION: True})
         assert client.send(request).status_code == 503
@@ -132,7 +140,8 @@ def test_requests_marked_no_retry_pass_through() -> None:
 
 
 def test_streamed_bodies_are_not_retried() -> None:
-    script, sleeps = _Script(503, 201), []
+    script = _Script(503, 201)
+    sleeps: list[float] = []
 
     def body() -> Iterator[bytes]:
         yield b"chunk"
@@ -143,7 +152,8 @@ def test_streamed_bodies_are_not_retried() -> None:
 
 
 def test_manifest_put_with_bytes_is_retried_with_the_same_body() -> None:
-    script, sleeps = _Script(503, 201), []
+    script = _Script(503, 201)
+    sleeps: list[float] = []
     with _client(script, POLICY, sleeps) as client:
         assert client.put(URL, content=b'{"schemaVersion":2}').status_code == 201
     assert [call.content for call in script.calls] == [b'{"schemaVersion":2}'] * 2

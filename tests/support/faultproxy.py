@@ -174,6 +174,22 @@ def _status_of(message: _Message) -> int:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
+class _UpstreamSender:
+    """Sends request bytes upstream; once the upstream stops taking them, drops the rest (and says so)."""
+
+    def __init__(self, upstream: socket.socket) -> None:
+        self.upstream = upstream
+        self.failed = False
+
+    def __call__(self, data: bytes) -> None:
+        if self.failed:
+            return
+        try:
+            self.upstream.sendall(data)
+        except OSError:
+            self.failed = True
+
+
 class _Pump:
     """Forwards payload bytes to ``dst`` and applies a cut and/or a stall at payload offsets."""
 
@@ -221,7 +237,7 @@ class _Pump:
     def _at_point(self) -> None:
         if self.stall_at is not None and self.stall_at == self.offset:
             self.stall_at = None
-            self.stop.wait(self.stall_s)
+            _pause(self.stop, self.stall_s)
         if self.cut_at is not None and self.cut_at == self.offset:
             raise _Cut
 
@@ -275,6 +291,12 @@ def _pump_body(reader: io.BufferedReader, framing: Framing, pump: _Pump) -> None
     pump.finish()
 
 
+def _pause(stop: threading.Event, seconds: float) -> None:
+    """Sleep, unless the proxy is stopping (then drop the connection)."""
+    if stop.wait(seconds):
+        raise _Closed
+
+
 def _discard(data: bytes) -> None:
     return None
 
@@ -315,7 +337,9 @@ class FaultProxy:
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
+        self._port = 0
         self.requests: list[ProxiedRequest] = []
+        self.errors: list[Exception] = []  # unexpected exceptions in connection threads (should stay empty)
         self.cuts = 0
         self.stalls = 0
         self.injected = 0
@@ -331,6 +355,7 @@ class FaultProxy:
         listener.listen(64)
         listener.settimeout(0.05)
         self._listener = listener
+        self._port = int(listener.getsockname()[1])
         self._stop.clear()
         thread = threading.Thread(target=self._accept_loop, name="fault-proxy-accept", daemon=True)
         self._threads.append(thread)
@@ -360,9 +385,9 @@ class FaultProxy:
 
     @property
     def port(self) -> int:
-        if self._listener is None:
+        if not self._port:
             raise RuntimeError("fault proxy not started")
-        return int(self._listener.getsockname()[1])
+        return self._port
 
     @property
     def host(self) -> str:
@@ -471,6 +496,9 @@ class FaultProxy:
                 continue
             except OSError:
                 return
+            if self._stop.is_set():
+                _close(client)
+                return
             client.settimeout(self.idle_timeout_s)
             self._track(client)
             thread = threading.Thread(target=self._serve, args=(client,), name="fault-proxy-conn", daemon=True)
@@ -507,6 +535,10 @@ class FaultProxy:
                 if not keep:
                     return
         except (_Closed, OSError):
+            return
+        except Exception as exc:  # a proxy bug must not kill the thread noisily; tests can check .errors
+            with self._lock:
+                self.errors.append(exc)
             return
         finally:
             client_reader.close()
@@ -556,7 +588,7 @@ class FaultProxy:
         try:
             cut_at, stall_at, seconds = hooks("request")
             if stall_at == -1:
-                self._stop.wait(seconds)
+                _pause(self._stop, seconds)
                 stall_at = None
             upstream.sendall(request.raw())
             response = None
@@ -569,9 +601,12 @@ class FaultProxy:
                 else:
                     skipped_body = True  # a final answer without 100: the body may or may not follow
             if response is None:
-                pump = _Pump(upstream.sendall, self._stop, cut_at, stall_at, seconds)
+                sender = _UpstreamSender(upstream)
+                pump = _Pump(sender, self._stop, cut_at, stall_at, seconds)
                 _pump_body(client_reader, request_framing, pump)
+                # an upstream that answered early (say 401) and closed: the client still gets that answer
                 response = self._read_response(upstream_reader)
+                skipped_body = skipped_body or sender.failed
                 while 100 <= _status_of(response) < 200:  # interim responses pass through
                     client.sendall(response.raw())
                     response = self._read_response(upstream_reader)
@@ -581,7 +616,7 @@ class FaultProxy:
             cut_at, stall_at, seconds = hooks("response")
             self._rewrite(response)
             if stall_at == -1:
-                self._stop.wait(seconds)
+                _pause(self._stop, seconds)
                 stall_at = None
             client.sendall(response.raw())
             framing = _response_framing(response, method)

@@ -28,7 +28,7 @@ def bearer_token(
     client: httpx.Client, realm: str, service: str, scopes: tuple[str, ...], auth: tuple[str, str] | None
 ) -> str:
     """GET a token from a Docker token realm, each scope as its own ``scope`` parameter."""
-    params = [("service", service), *(("scope", s) for s in scopes)]
+    params = httpx.QueryParams([("service", service), *(("scope", s) for s in scopes)])
     response = client.get(realm, params=params, auth=auth)
     response.raise_for_status()
     body = response.json()

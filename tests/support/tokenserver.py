@@ -92,7 +92,8 @@ def _json(obj: object) -> bytes:
 
 
 def _rfc3339(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 with microseconds, as Docker Hub's token server sends (clients must take the fraction)."""
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -140,8 +141,9 @@ class TokenServer:
     """Issues registry tokens on ``127.0.0.1`` from a daemon thread. Start with :meth:`start`, end with :meth:`stop`.
 
     Knobs (attributes): ``token_lifetime_s`` (reported as ``expires_in``); ``compensate_registry_leeway`` (default on:
-    the ``exp`` claim is issued + lifetime − 60 s, so the registry refuses the token exactly when ``expires_in`` says
-    it ends, not a minute later); ``omit_expires_in`` (leave the field out: clients must assume 60 s);
+    the ``exp`` claim is issued + lifetime − 60 s, so the registry refuses the token when ``expires_in`` says it ends,
+    not a minute later; ``exp`` is in whole seconds, so that is up to 1 s early, never late); ``omit_expires_in``
+    (leave the field out: clients must assume 60 s);
     ``require_credentials`` (anonymous GETs get 401 instead of a token); ``oauth2`` (off: POST answers 404, as token
     servers without OAuth2 do); ``grant`` (a :data:`GrantPolicy`; default grants every requested action).
     Counters: ``requests`` (every :class:`TokenRequest`), ``get_count``, ``post_count``, ``tokens_issued``,
@@ -271,8 +273,8 @@ class TokenServer:
         lifetime = self.token_lifetime_s if lifetime_s is None else lifetime_s
         moment = time.time()
         now = int(moment)
-        # whole seconds, rounded up: the registry accepts the token for at least ``lifetime`` seconds, < 1 s more
-        exp = math.ceil(moment + lifetime) - (REGISTRY_LEEWAY_S if self.compensate_registry_leeway else 0)
+        # whole seconds, rounded down: the registry refuses the token by ``lifetime`` s after issue (at most 1 s early)
+        exp = math.floor(moment + lifetime) - (REGISTRY_LEEWAY_S if self.compensate_registry_leeway else 0)
         merged: dict[tuple[str, str], list[str]] = {}
         for scope in scopes:
             access = parse_scope(scope)

@@ -17,6 +17,13 @@ from tests.support.registry import TestRegistry
 ProxyFactory = Callable[..., FaultProxy]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # connections cut by the proxy are expected here
+
+
 class _Sink:
     """A loopback HTTP/1.1 upstream recording how many body bytes each request delivered."""
 
@@ -55,7 +62,7 @@ class _Sink:
 
             do_PUT = do_PATCH = do_POST = do_GET = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
@@ -114,7 +121,7 @@ def test_passes_registry_traffic_through(registry: TestRegistry, fault_proxy: Pr
     assert chunked_blob.content == b"chunked body"
     assert _statuses(proxy) == [("POST", 202), ("POST", 202), ("PUT", 201), ("GET", 200), ("PATCH", 202),
                                 ("PUT", 201)]
-    assert (proxy.cuts, proxy.stalls, proxy.injected) == (0, 0, 0)
+    assert (proxy.cuts, proxy.stalls, proxy.injected, proxy.errors) == (0, 0, 0, [])
     assert request.node.get_closest_marker("faults") is not None
 
 
@@ -199,7 +206,7 @@ def test_injects_k_errors_then_passes_through(registry: TestRegistry, fault_prox
     assert put.status_code == 500 and put.json()["errors"][0]["code"] == "UNKNOWN"
     assert head.status_code == 503 and head.content == b""
     assert after.status_code == 200
-    assert (proxy.injected, rule.hits) == (4, 2)
+    assert (proxy.injected, rule.hits, proxy.errors) == (4, 2, [])
     assert [r.actions for r in proxy.requests] == [("fail",), ("fail",), (), ("fail",), ("fail",), ()]
 
 
@@ -254,3 +261,17 @@ def test_stop_closes_every_connection(registry: TestRegistry) -> None:
         with pytest.raises(httpx.TransportError):
             client.get(f"{url}/v2/")
     assert not [t for t in threading.enumerate() if t.name.startswith("fault-proxy")]
+
+
+def test_an_early_answer_to_a_big_body_reaches_the_client(registry_basic: TestRegistry,
+                                                          fault_proxy: ProxyFactory) -> None:
+    proxy = fault_proxy(registry_basic.url)
+    with http_client() as client:
+        direct = client.put(f"{registry_basic.url}/v2/fixture/early/blobs/uploads/u?digest=sha256:00",
+                            content=b"b" * 4_000_000)
+        proxied = client.put(f"{proxy.url}/v2/fixture/early/blobs/uploads/u?digest=sha256:00",
+                             content=b"b" * 4_000_000)
+    assert direct.status_code == proxied.status_code == 401
+    assert proxied.headers["WWW-Authenticate"] == 'Basic realm="local-registry"'
+    assert _statuses(proxy) == [("PUT", 401)]
+    assert proxy.errors == []

@@ -118,7 +118,7 @@ def test_token_push_and_get_blob(registry_token: TestRegistry) -> None:
     assert claims["sub"] == registry_token.username
     assert claims["access"] == [{"type": "repository", "name": "fixture/tokpush", "actions": ["pull", "push"]}]
     assert isinstance(claims["exp"], int) and isinstance(claims["iat"], int) and claims["nbf"] == claims["iat"]
-    assert claims["exp"] in (claims["iat"] + 300 - 60, claims["iat"] + 300 - 59)  # the registry adds 60 s back
+    assert claims["exp"] == claims["iat"] + 300 - 60  # the registry adds 60 s of leeway back
     data = b"token-auth blob " * 64
     auth = {"Authorization": f"Bearer {token}"}
     with http_client() as client:
@@ -136,8 +136,10 @@ def test_token_push_and_get_blob(registry_token: TestRegistry) -> None:
 def test_token_get_response_fields(registry_token: TestRegistry) -> None:
     ts = registry_token.token_server
     assert ts is not None and registry_token.username and registry_token.password
-    params = [("service", ts.service), ("scope", "repository:a/b:pull"), ("scope", "repository:c/d:pull,push"),
-              ("offline_token", "true"), ("client_id", "fixture-test")]
+    params = httpx.QueryParams([
+        ("service", ts.service), ("scope", "repository:a/b:pull"), ("scope", "repository:c/d:pull,push"),
+        ("offline_token", "true"), ("client_id", "fixture-test"),
+    ])
     with http_client() as client:
         ok = client.get(ts.realm, params=params, auth=(registry_token.username, registry_token.password))
         wrong = client.get(ts.realm, params=params, auth=(registry_token.username, "wrong"))
@@ -148,7 +150,7 @@ def test_token_get_response_fields(registry_token: TestRegistry) -> None:
     assert ok.status_code == 200
     assert set(body) == {"token", "access_token", "expires_in", "issued_at", "refresh_token"}
     assert body["token"] == body["access_token"] and body["expires_in"] == 300
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["issued_at"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", body["issued_at"])
     assert _jwt_part(body["token"], 1)["access"] == [
         {"type": "repository", "name": "a/b", "actions": ["pull"]},
         {"type": "repository", "name": "c/d", "actions": ["pull", "push"]},
@@ -228,7 +230,7 @@ def test_token_lifetime_knob_expires_tokens_at_the_registry(registry_token: Test
     refused_after = time.time() - issued
     assert later.status_code == 401
     assert 'error="invalid_token"' in later.headers["WWW-Authenticate"]
-    assert 2.0 <= refused_after < 3.6
+    assert 1.0 <= refused_after < 2.6  # by the lifetime, at most 1 s early (exp is whole seconds)
 
 
 def test_token_server_knobs_reset_between_tests(registry_token: TestRegistry) -> None:

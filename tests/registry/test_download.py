@@ -1,0 +1,110 @@
+"""Blob downloads into the store against the real registry: verified at commit, resumed with Range after cuts."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pymodelkit.errors import DigestMismatchError, RegistryError
+from pymodelkit.oci.descriptor import Descriptor
+from pymodelkit.oci.digest import Digest
+from pymodelkit.registry.client import RegistryClient
+from pymodelkit.registry.download import download_blob
+from pymodelkit.registry.retry import RetryPolicy
+from pymodelkit.registry.upload import FileSpan, put_blob, start_upload
+from pymodelkit.store import LocalStore
+from tests.support.faultproxy import FaultProxy
+from tests.support.registry import TestRegistry
+
+FAST = RetryPolicy(attempts=5, base_delay_s=0.01, max_delay_s=0.05, budget_s=10.0)
+MEDIA = "application/vnd.kitops.modelkit.model.v1.tar"
+
+
+def _upload(registry: TestRegistry, tmp_path: Path, data: bytes) -> tuple[str, Descriptor]:
+    repo = f"download/t{secrets.token_hex(4)}"
+    path = tmp_path / "upload.bin"
+    path.write_bytes(data)
+    digest = Digest.from_bytes(data)
+    with RegistryClient(registry.host) as client, path.open("rb") as handle:
+        put_blob(client, start_upload(client, repo), digest, FileSpan(handle.fileno(), 0, len(data)))
+    return repo, Descriptor(MEDIA, digest, len(data))
+
+
+def _ingest_leftovers(store: LocalStore) -> list[str]:
+    ingest = store.storage / "ingest"
+    return sorted(os.listdir(ingest)) if ingest.is_dir() else []
+
+
+def test_download_stores_the_verified_blob_once(registry: TestRegistry, tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    repo, desc = _upload(registry, tmp_path, data)
+    store = LocalStore(tmp_path / "home")
+    seen: list[int] = []
+    with RegistryClient(registry.host) as client:
+        assert download_blob(client, repo, desc, store, on_bytes=seen.append) is True
+        assert download_blob(client, repo, desc, store) is False
+    assert store.blob_path(desc.digest).read_bytes() == data
+    assert seen[-1] == len(data)
+    assert _ingest_leftovers(store) == []
+
+
+def test_a_cut_download_resumes_with_range(
+    registry: TestRegistry, tmp_path: Path, fault_proxy: Callable[..., FaultProxy]
+) -> None:
+    data = os.urandom(2_000_000)
+    repo, desc = _upload(registry, tmp_path, data)
+    proxy = fault_proxy(registry.url)
+    proxy.cut("GET", "/blobs/sha256:", after_bytes=700_000, direction="response", times=2)
+    store = LocalStore(tmp_path / "home")
+    with RegistryClient(proxy.host, plain_http=True) as client:
+        assert download_blob(client, repo, desc, store, retry=FAST) is True
+    assert store.blob_path(desc.digest).read_bytes() == data
+    gets = [r for r in proxy.requests if r.method == "GET"]
+    assert [r.status for r in gets] == [None, None, 206]
+    assert proxy.cuts == 2
+    assert _ingest_leftovers(store) == []
+
+
+def test_a_download_that_keeps_failing_ends_in_a_clean_error(
+    registry: TestRegistry, tmp_path: Path, fault_proxy: Callable[..., FaultProxy]
+) -> None:
+    data = os.urandom(10_000)
+    repo, desc = _upload(registry, tmp_path, data)
+    proxy = fault_proxy(registry.url)
+    proxy.fail("GET", "/blobs/", status=503, times=None)
+    store = LocalStore(tmp_path / "home")
+    with RegistryClient(proxy.host, plain_http=True) as client, pytest.raises(RegistryError) as info:
+        download_blob(client, repo, desc, store, retry=FAST)
+    assert str(info.value).startswith(f"downloading blob {desc.digest} from {proxy.host}/{repo} failed after 5 "
+                                      "attempts: ")
+    assert (info.value.status, info.value.code) == (503, "UNAVAILABLE")
+    assert not store.has_blob(desc.digest)
+    assert _ingest_leftovers(store) == []
+
+
+def test_bytes_not_matching_the_digest_are_not_stored(registry: TestRegistry, tmp_path: Path) -> None:
+    data = os.urandom(50_000)
+    repo, desc = _upload(registry, tmp_path, data)
+    store = LocalStore(tmp_path / "home")
+    shorter = Descriptor(MEDIA, desc.digest, len(data) - 1)
+    with RegistryClient(registry.host) as client, pytest.raises(DigestMismatchError, match="is longer than the"):
+        download_blob(client, repo, shorter, store, retry=FAST)
+    assert not store.has_blob(desc.digest)
+    assert _ingest_leftovers(store) == []
+
+
+def test_a_missing_blob_is_a_404_naming_the_digest(registry: TestRegistry, tmp_path: Path) -> None:
+    digest = Digest.from_bytes(b"never uploaded")
+    store = LocalStore(tmp_path / "home")
+    with RegistryClient(registry.host) as client, pytest.raises(RegistryError) as info:
+        download_blob(client, "download/none", Descriptor(MEDIA, digest, 14), store, retry=FAST)
+    assert str(info.value).startswith(
+        f"downloading blob {digest} from {registry.host}/download/none failed: blob {digest} in "
+        f"{registry.host}/download/none not found (registry answered 404 BLOB_UNKNOWN: blob unknown to registry)"
+    )
+    assert info.value.status == 404
+    assert _ingest_leftovers(store) == []
