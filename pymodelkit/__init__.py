@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from pymodelkit._version import __version__
 from pymodelkit.errors import (
+    AuthError,
     DigestMismatchError,
     InvalidReferenceError,
     KitfileError,
     ModelKitError,
     NotFoundError,
     PackError,
+    RegistryError,
+    RegistryNotFoundError,
     StoreError,
     UnpackError,
     UnsafeArchiveError,
@@ -56,6 +59,8 @@ if TYPE_CHECKING:
     from pymodelkit.oci import Descriptor, Digest, Manifest, Reference, parse_reference
     from pymodelkit.pack.pipeline import PackResult, pack
     from pymodelkit.progress import ProgressCallback, ProgressEvent
+    from pymodelkit.registry.login import login, logout
+    from pymodelkit.registry.transfer import PullResult, PushResult, pull, push
     from pymodelkit.store import LocalStore
     from pymodelkit.unpack.filters import UnpackFilter, parse_filter
     from pymodelkit.unpack.unpacker import UnpackResult, unpack
@@ -81,6 +86,8 @@ _LAZY = {
     "pymodelkit.oci": ("Descriptor", "Digest", "Manifest", "Reference", "parse_reference"),
     "pymodelkit.pack.pipeline": ("PackResult", "pack"),
     "pymodelkit.progress": ("ProgressCallback", "ProgressEvent"),
+    "pymodelkit.registry.transfer": ("PullResult", "PushResult", "pull", "push"),
+    "pymodelkit.registry.login": ("login", "logout"),
     "pymodelkit.store": ("LocalStore",),
     "pymodelkit.unpack.filters": ("UnpackFilter", "parse_filter"),
     "pymodelkit.unpack.unpacker": ("UnpackResult", "unpack"),
@@ -88,6 +95,7 @@ _LAZY = {
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
 __all__ = [
+    "AuthError",
     "Code",
     "Dataset",
     "Descriptor",
@@ -112,7 +120,11 @@ __all__ = [
     "ProgressCallback",
     "ProgressEvent",
     "Prompt",
+    "PullResult",
+    "PushResult",
     "Reference",
+    "RegistryError",
+    "RegistryNotFoundError",
     "StoreError",
     "UnpackError",
     "UnpackFilter",
@@ -125,9 +137,13 @@ __all__ = [
     "inspect",
     "list_modelkits",
     "load_kitfile",
+    "login",
+    "logout",
     "pack",
     "parse_filter",
     "parse_reference",
+    "pull",
+    "push",
     "read_kitfile",
     "remove",
     "tag",

@@ -15,7 +15,9 @@ secrets. Errors are picklable: extra attributes are keyword arguments kept in ``
     ├── UnpackError                         files that cannot be written where unpack was asked to write them
     ├── StoreError                          the local store is unusable or an operation on it is refused
     └── RegistryError                       a registry answered with an error, or could not be reached
-        └── AuthError (PermissionError)     credentials missing, wrong, or without the access needed
+        ├── AuthError (PermissionError)     credentials missing, wrong, or without the access needed
+        └── RegistryNotFoundError           the registry has no such repository, tag, manifest or blob (404);
+                                            also a NotFoundError
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "NotFoundError",
     "PackError",
     "RegistryError",
+    "RegistryNotFoundError",
     "StoreError",
     "UnpackError",
     "UnsafeArchiveError",
@@ -131,3 +134,7 @@ class RegistryError(ModelKitError):
 
 class AuthError(RegistryError, PermissionError):
     """Authentication or authorization failed (401/403, a token request refused, no credentials for a registry)."""
+
+
+class RegistryNotFoundError(RegistryError, NotFoundError):
+    """The registry answered 404: no such repository, tag, manifest or blob. Also a :class:`NotFoundError`."""

@@ -19,6 +19,7 @@ from pymodelkit._version import __version__
 from pymodelkit.cli.auth import login_command, logout_command
 from pymodelkit.cli.context import CliState
 from pymodelkit.cli.pack import pack_command
+from pymodelkit.cli.remote import pull_command, push_command
 from pymodelkit.cli.storage import (
     diff_command,
     fsck_command,
@@ -35,6 +36,7 @@ __all__ = ["EXIT_CODES", "cli", "main"]
 
 # Most specific first: the first class an error is an instance of gives its exit code.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (errors.RegistryNotFoundError, 5),
     (errors.KitfileError, 3),
     (errors.InvalidReferenceError, 4),
     (errors.NotFoundError, 5),
@@ -104,6 +106,8 @@ for command in (
     diff_command,
     fsck_command,
     gc_command,
+    push_command,
+    pull_command,
     login_command,
     logout_command,
 ):

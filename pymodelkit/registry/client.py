@@ -129,7 +129,7 @@ class RegistryClient:
     ) -> None:
         self.registry = registry
         self.host = "registry-1.docker.io" if registry == "docker.io" else registry
-        if plain_http is None and _env_plain_http():
+        if plain_http is None and settings.plain_http():
             plain_http = True
         self._scheme: str | None = None if plain_http is None else ("http" if plain_http else "https")
         if self._scheme is None and not is_loopback(self.host):
@@ -452,13 +452,6 @@ def _ssl_context(*, tls_verify: bool, ca_bundle: str | None, trust_env: bool) ->
     if ca_bundle is not None and tls_verify:
         context.load_verify_locations(cafile=ca_bundle)
     return context
-
-
-def _env_plain_http() -> bool:
-    # TODO(lead): move into pymodelkit.settings as settings.plain_http() with the variable table.
-    import os
-
-    return settings.parse_bool(os.environ.get("PYMODELKIT_PLAIN_HTTP"))
 
 
 def _environment_proxies() -> dict[str, str | None]:

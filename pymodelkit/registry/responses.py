@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from pymodelkit.errors import AuthError, RegistryError
+from pymodelkit.errors import AuthError, RegistryError, RegistryNotFoundError
 
 __all__ = [
     "MAX_ERROR_BODY_BYTES",
@@ -76,7 +76,11 @@ def error_from_response(response: httpx.Response, *, subject: str | None = None)
         message = f"{what}: registry answered {said}"
     if subject:
         message += f" [{method} {url}]"
-    cls = AuthError if status in (401, 403) else RegistryError
+    cls: type[RegistryError] = RegistryError
+    if status in (401, 403):
+        cls = AuthError
+    elif status == 404:
+        cls = RegistryNotFoundError
     return cls(
         message,
         method=method,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from pymodelkit.errors import AuthError, RegistryError
+from pymodelkit.errors import AuthError, NotFoundError, RegistryError, RegistryNotFoundError
 from pymodelkit.registry.responses import (
     MAX_ERROR_BODY_BYTES,
     check_response,
@@ -38,7 +38,8 @@ def test_not_found_names_the_subject_and_keeps_the_oci_code() -> None:
         check_response(_oci(404, ("MANIFEST_UNKNOWN", "manifest unknown")), 200,
                        subject="manifest 127.0.0.1:5000/team/model:v9")
     error = info.value
-    assert type(error) is RegistryError
+    assert type(error) is RegistryNotFoundError
+    assert isinstance(error, NotFoundError) and isinstance(error, FileNotFoundError)
     assert str(error) == (
         "manifest 127.0.0.1:5000/team/model:v9 not found (registry answered 404 MANIFEST_UNKNOWN: manifest unknown) "
         "[GET http://127.0.0.1:5000/v2/team/model/manifests/v9]"
