@@ -37,7 +37,7 @@ import httpx
 
 from pymodelkit.errors import AuthError, RegistryError
 from pymodelkit.registry.challenge import Challenge, parse_challenges
-from pymodelkit.registry.credentials import Credential, CredentialSource
+from pymodelkit.registry.credentials import Credential, CredentialSource, canonical_host
 from pymodelkit.registry.responses import error_from_response, redact_url
 
 __all__ = [
@@ -57,7 +57,6 @@ DEFAULT_TOKEN_LIFETIME_S = 60.0  # when the token server does not say (distribut
 RENEW_MARGIN_S = 10.0  # renew this long before expiry (at most a fifth of the token's lifetime)
 OAUTH2_CLIENT_ID = "pymodelkit"
 MAX_TOKEN_RESPONSE_BYTES = 1 << 20
-_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _RFC3339_RE = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))", re.ASCII
 )
@@ -127,7 +126,7 @@ class RegistryAuth(httpx.Auth):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry
-        self._host = _canonical_host(registry)
+        self._host = canonical_host(registry)
         self._credentials = credentials
         self._password_grant = oauth2_password_grant
         self._clock = clock
@@ -357,15 +356,10 @@ class RegistryAuth(httpx.Auth):
         host = url.host.lower()
         if ":" in host:
             host = f"[{host}]"
-        candidates = {_canonical_host(host if port is None else f"{host}:{port}")}
+        candidates = {canonical_host(host if port is None else f"{host}:{port}")}
         if port is None and default is not None:
-            candidates.add(_canonical_host(f"{host}:{default}"))
+            candidates.add(canonical_host(f"{host}:{default}"))
         return self._host in candidates
-
-
-def _canonical_host(registry: str) -> str:
-    host = registry.strip().lower()
-    return "docker.io" if host in _HUB_HOSTS else host
 
 
 def _is_loopback_host(host: str) -> bool:

@@ -35,10 +35,11 @@ from typing import Protocol, TypeVar, runtime_checkable
 from pymodelkit import settings
 from pymodelkit._atomic import write_atomic
 from pymodelkit.errors import AuthError
-from pymodelkit.oci.gojson import Struct, go_json_bytes, go_json_string, indent_json
+from pymodelkit.oci.gojson import Struct, compact_json, go_json_bytes, go_json_string, indent_json
 
 __all__ = [
     "CREDENTIALS_FILE",
+    "DOCKER_HUB_HOSTS",
     "DOCKER_HUB_SERVER",
     "HELPER_TIMEOUT_S",
     "ChainCredentials",
@@ -49,6 +50,7 @@ __all__ = [
     "EnvironmentCredentials",
     "ExplicitCredentials",
     "KitCredentials",
+    "canonical_host",
     "credentials_path",
     "default_credentials",
     "remove_credential",
@@ -61,7 +63,7 @@ logger = logging.getLogger(__name__)
 CREDENTIALS_FILE = "credentials.json"
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
 HELPER_TIMEOUT_S = 60.0
-_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _TOKEN_USERNAME = "<token>"  # a helper's username meaning "the secret is an identity token"
 _NOT_FOUND = "credentials not found"
 _T = TypeVar("_T")
@@ -101,7 +103,7 @@ class CredentialSource(Protocol):
 
 def server_address(registry: str) -> str:
     """The key a registry's credential is stored under: ``https://index.docker.io/v1/`` for Docker Hub, else as is."""
-    return DOCKER_HUB_SERVER if _canonical_host(registry) == "docker.io" else registry
+    return DOCKER_HUB_SERVER if canonical_host(registry) == "docker.io" else registry
 
 
 def credentials_path(home: Path | None = None) -> Path:
@@ -151,7 +153,7 @@ class EnvironmentCredentials:
                     f"{prefix}{present} is set in {self._origin} but {prefix}{missing} is not: set both or neither"
                 )
             limit = variables.get(prefix + "REGISTRY", "")
-            if limit and _canonical_host(limit) != _canonical_host(registry):
+            if limit and canonical_host(limit) != canonical_host(registry):
                 continue
             return Credential(username=username, password=password)
         return None
@@ -333,7 +335,7 @@ def remove_credential(registry: str, home: Path | None = None) -> bool:
 # --- private: key matching -------------------------------------------------------------------------------------------
 
 
-def _canonical_host(text: str) -> str:
+def canonical_host(text: str) -> str:
     """``https://Registry.Example.com:5000/v2/`` → ``registry.example.com:5000``; Docker Hub's names → ``docker.io``."""
     text = text.strip()
     for prefix in ("https://", "http://"):
@@ -341,11 +343,11 @@ def _canonical_host(text: str) -> str:
             text = text[len(prefix) :]
             break
     host = text.split("/", 1)[0].lower()
-    return "docker.io" if host in _HUB_HOSTS else host
+    return "docker.io" if host in DOCKER_HUB_HOSTS else host
 
 
 def _same_host(key: str, registry: str) -> bool:
-    return _canonical_host(key) == _canonical_host(registry)
+    return canonical_host(key) == canonical_host(registry)
 
 
 def _match(mapping: Mapping[str, _T], registry: str) -> _T | None:
@@ -585,7 +587,7 @@ def _raw_object(text: str, path: Path) -> dict[str, str]:
                 raise ValueError(f"expected ':' at offset {pos}")
             pos = _skip_ws(text, pos + 1)
             _, end = decoder.raw_decode(text, pos)
-            members[key] = _go_compact(text[pos:end])  # a repeated key: the last one counts, as in Go
+            members[key] = compact_json(text[pos:end])  # a repeated key: the last one counts, as in Go
             pos = _skip_ws(text, end)
             if text[pos : pos + 1] == ",":
                 pos = _skip_ws(text, pos + 1)
@@ -603,30 +605,6 @@ def _skip_ws(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
     return pos
-
-
-_GO_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
-def _go_compact(raw: str) -> str:
-    """Go's ``json.Compact`` with HTML escaping, as ``Marshal`` applies it to a ``RawMessage``."""
-    out: list[str] = []
-    in_string = escaped = False
-    for ch in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-            out.append(_GO_HTML_ESCAPES.get(ch, ch))
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-        elif ch not in " \t\r\n":
-            out.append(ch)
-    return "".join(out)
 
 
 def _configured_helper(content: Mapping[str, str], registry: str, path: Path) -> str:

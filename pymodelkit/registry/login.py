@@ -17,7 +17,13 @@ from pymodelkit import settings
 from pymodelkit._version import __version__
 from pymodelkit.errors import AuthError
 from pymodelkit.registry.auth import SCOPES_EXTENSION, RegistryAuth
-from pymodelkit.registry.credentials import Credential, ExplicitCredentials, remove_credential, store_credential
+from pymodelkit.registry.credentials import (
+    DOCKER_HUB_HOSTS,
+    Credential,
+    ExplicitCredentials,
+    remove_credential,
+    store_credential,
+)
 from pymodelkit.registry.responses import check_response, transport_failure
 
 __all__ = ["PING_TIMEOUT_S", "login", "logout"]
@@ -25,7 +31,6 @@ __all__ = ["PING_TIMEOUT_S", "login", "logout"]
 logger = logging.getLogger(__name__)
 
 PING_TIMEOUT_S = 30.0
-_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 
 def login(
@@ -75,7 +80,7 @@ def logout(registry: str, *, home: Path | None = None) -> bool:
 
 
 def _ping(registry: str, credential: Credential, *, plain_http: bool | None, tls_verify: bool) -> None:
-    host = "registry-1.docker.io" if registry.lower() in _HUB_HOSTS else registry
+    host = "registry-1.docker.io" if registry.lower() in DOCKER_HUB_HOSTS else registry
     loopback = _is_loopback(host)
     schemes = ["http"] if plain_http else ["https", "http"] if plain_http is None and loopback else ["https"]
     auth = RegistryAuth(registry, ExplicitCredentials(credential))

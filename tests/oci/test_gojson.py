@@ -59,3 +59,9 @@ def test_indent_matches_go_marshal_indent() -> None:
     assert indent_json(compact) == (
         b'{\n  "a": [\n    1,\n    {\n      "b": "x:,{"\n    }\n  ],\n  "c": {},\n  "d": [],\n  "e": null\n}'
     )
+
+
+def test_compact_matches_go_json_compact_with_html_escaping() -> None:
+    from pymodelkit.oci.gojson import compact_json
+
+    assert compact_json('{ "a" : "<x> \\" &" ,\n\t"b": [1, 2] }') == '{"a":"\\u003cx\\u003e \\" \\u0026","b":[1,2]}'
