@@ -18,6 +18,7 @@ from pymodelkit import errors
 from pymodelkit._version import __version__
 from pymodelkit.cli.auth import login_command, logout_command
 from pymodelkit.cli.context import CliState
+from pymodelkit.cli.init import init_command
 from pymodelkit.cli.pack import pack_command
 from pymodelkit.cli.remote import pull_command, push_command
 from pymodelkit.cli.storage import (
@@ -59,6 +60,21 @@ class _OneLineFormatter(logging.Formatter):
         return text
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More output: -v info logs, -vv debug logs and tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no informational output.")
@@ -80,7 +96,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, home: Path | None) -> Non
         level = logging.DEBUG
     if quiet:
         level = logging.ERROR
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_OneLineFormatter())
     root = logging.getLogger("pymodelkit")
     root.handlers[:] = [handler]
@@ -96,6 +112,7 @@ def version_command() -> None:
 
 
 for command in (
+    init_command,
     pack_command,
     unpack_command,
     list_command,

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["clean_path", "is_local_path", "is_within"]
+__all__ = ["OS_JUNK_FILES", "clean_path", "is_local_path", "is_os_junk", "is_within"]
+
+# File names kit skips everywhere, compared case-insensitively (kit PR #1099): in pack, in init.
+OS_JUNK_FILES = (
+    ".DS_Store",
+    ".AppleDouble",
+    ".LSOverride",
+    ".Spotlight-V100",
+    ".Trashes",
+    "Thumbs.db",
+    "desktop.ini",
+    "$RECYCLE.BIN",
+    "ehthumbs.db",
+)
 
 
 def clean_path(path: str) -> str:
@@ -38,3 +51,22 @@ def is_local_path(path: str) -> bool:
 def is_within(path: str, directory: str) -> bool:
     """True when cleaned ``path`` is ``directory`` or lies under it by whole path elements (``.`` holds all)."""
     return directory == "." or path == directory or path.startswith(directory + "/")
+
+
+def _fold(text: str) -> str:
+    # Go's strings.EqualFold compares rune by rune with simple folding: keep only one-to-one folds.
+    return "".join(folded if len(folded := char.casefold()) == 1 else char for char in text)
+
+
+_JUNK_FOLDED = frozenset(_fold(name) for name in OS_JUNK_FILES)
+_JUNK_LENGTHS = frozenset(len(name) for name in OS_JUNK_FILES)
+_JUNK_LOWER = frozenset(name.lower() for name in OS_JUNK_FILES)
+
+
+def is_os_junk(name: str) -> bool:
+    """Whether a file or directory name is one of the OS junk names kit skips (``.DS_Store``, ``Thumbs.db``…)."""
+    if len(name) not in _JUNK_LENGTHS:
+        return False
+    if name.isascii():  # ASCII letters fold only among themselves
+        return name.lower() in _JUNK_LOWER
+    return _fold(name) in _JUNK_FOLDED

@@ -16,25 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pymodelkit.errors import PackError
-from pymodelkit.kitfile.paths import clean_path, is_within
+from pymodelkit.kitfile.paths import clean_path, is_os_junk, is_within
 from pymodelkit.pack.ignore import IgnoreMatcher
 
-__all__ = ["OS_JUNK_FILES", "TarEntry", "walk_layer"]
+__all__ = ["TarEntry", "walk_layer"]
 
 logger = logging.getLogger(__name__)
 
 # kit's ignore.OsSpecificFiles (PR #1099), compared with strings.EqualFold.
-OS_JUNK_FILES = (
-    ".DS_Store",
-    ".AppleDouble",
-    ".LSOverride",
-    ".Spotlight-V100",
-    ".Trashes",
-    "Thumbs.db",
-    "desktop.ini",
-    "$RECYCLE.BIN",
-    "ehthumbs.db",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +110,7 @@ def _walk(
             else:
                 logger.debug("Skipping file %s (not a regular file)", rel)
             continue
-        if _is_os_junk(name):
+        if is_os_junk(name):
             logger.debug("Skipping file %s: OS-specific file", rel)
             continue
         if matcher.matches(rel, base):
@@ -190,26 +179,6 @@ def _go_rel(base: str, targ: str) -> str | None:
         up = ".." + "/.." * base.count("/", b0, base_len)
         return up + "/" + targ[t0:] if t0 != targ_len else up
     return targ[t0:]
-
-
-def _fold(text: str) -> str:
-    # strings.EqualFold compares rune by rune with simple folding: keep only one-to-one folds.
-    return "".join(folded if len(folded := char.casefold()) == 1 else char for char in text)
-
-
-_JUNK_FOLDED = frozenset(_fold(name) for name in OS_JUNK_FILES)
-_JUNK_LENGTHS = frozenset(len(name) for name in OS_JUNK_FILES)
-
-
-_JUNK_LOWER = frozenset(name.lower() for name in OS_JUNK_FILES)
-
-
-def _is_os_junk(name: str) -> bool:
-    if len(name) not in _JUNK_LENGTHS:
-        return False
-    if name.isascii():  # ASCII letters fold only among themselves
-        return name.lower() in _JUNK_LOWER
-    return _fold(name) in _JUNK_FOLDED
 
 
 def _reason(err: OSError) -> str:
