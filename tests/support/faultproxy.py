@@ -116,6 +116,8 @@ class _Message:
 def _read_message(reader: io.BufferedReader) -> _Message | None:
     """Read a request or response head; None on a clean EOF before its first byte."""
     try:
+        if reader.peek(1)[:1] == b"\x16":  # a TLS ClientHello: we speak plain HTTP, refuse at once as a server would
+            raise _Closed
         first = reader.readline(_MAX_LINE)
         while first in (b"\r\n", b"\n"):  # tolerate stray CRLF between messages
             first = reader.readline(_MAX_LINE)
