@@ -1,7 +1,10 @@
 """What is in the local store, as kit shows it: ``list``, ``inspect``, ``info``, ``tag``, ``remove`` and ``diff``.
 
 Each function is one library call behind one CLI command; the output formats (table, JSON) are kit's (spec
-``format.md``, §6.4 "List, tag, remove").
+``format.md``, §6.4 "List, tag, remove"). The same commands against a registry are in
+:mod:`pymodelkit.registry.remote` (``list_remote``, ``inspect_remote``, ``info_remote``, ``remove_remote``), which
+builds its rows and documents with :func:`listed_modelkit`, :func:`format_inspect_json` and
+:func:`kitfile_for_info`.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ __all__ = [
     "ModelKitDiff",
     "diff_modelkits",
     "format_bytes",
+    "format_inspect_json",
     "format_list_json",
     "format_list_table",
     "info",
     "inspect",
+    "kitfile_for_info",
     "list_modelkits",
+    "listed_modelkit",
     "remove",
     "tag",
 ]
@@ -66,21 +72,27 @@ def list_modelkits(store: LocalStore | None = None, repository: str | None = Non
     if repository:
         ref = parse_reference(repository)[0]
         repo_key = ref.repo_key
-    rows: list[ListedModelKit] = []
-    for stored in store.list_modelkits(repo_key):
-        kitfile = _config(store, stored.manifest)
-        rows.append(
-            ListedModelKit(
-                repo=stored.repo_key,
-                digest=stored.digest,
-                tags=tuple(sorted(stored.tags)),
-                model_name=kitfile.package.name,
-                author=kitfile.package.authors[0] if kitfile.package.authors else "",
-                size=sum(layer.size for layer in stored.manifest.layers or ()),
-            )
-        )
+    rows = [
+        listed_modelkit(stored.repo_key, stored.digest, sorted(stored.tags), stored.manifest,
+                        _config(store, stored.manifest))
+        for stored in store.list_modelkits(repo_key)
+    ]
     rows.sort(key=lambda row: (row.repo, str(row.digest)))
     return rows
+
+
+def listed_modelkit(
+    repo: str, digest: Digest, tags: Sequence[str], manifest: Manifest, kitfile: Kitfile | None
+) -> ListedModelKit:
+    """The ``list`` row of one manifest: name and first author from its Kitfile, size = the sum of its layers."""
+    return ListedModelKit(
+        repo=repo,
+        digest=digest,
+        tags=tuple(tags),
+        model_name=kitfile.package.name if kitfile is not None else "",
+        author=kitfile.package.authors[0] if kitfile is not None and kitfile.package.authors else "",
+        size=sum(layer.size for layer in manifest.layers or ()),
+    )
 
 
 def format_bytes(size: int) -> str:
@@ -130,13 +142,18 @@ def inspect(reference: str | Reference, store: LocalStore | None = None) -> str:
     store = store if store is not None else LocalStore()
     ref = _reference(reference)
     descriptor, manifest = store.read_manifest(ref)
+    return format_inspect_json(descriptor.digest, manifest, _config(store, manifest))
+
+
+def format_inspect_json(digest: Digest, manifest: Manifest, kitfile: Kitfile) -> str:
+    """kit's ``inspect`` document for a manifest and its Kitfile (config), indented as ``json.MarshalIndent``."""
     annotations = manifest.annotations or {}
     version = annotations.get(ANNOTATION_CLI_VERSION) or annotations.get(ANNOTATION_TOOL_VERSION) or "unknown"
-    kitfile_json = kitfile_to_json_bytes(_config(store, manifest))
+    kitfile_json = kitfile_to_json_bytes(kitfile)
     compact = b"".join(
         [
             b'{"digest":',
-            go_json_bytes(str(descriptor.digest)),
+            go_json_bytes(str(digest)),
             b',"cliVersion":',
             go_json_bytes(version),
             b',"kitfile":',
@@ -154,7 +171,12 @@ def info(reference: str | Reference, store: LocalStore | None = None) -> Kitfile
     store = store if store is not None else LocalStore()
     ref = _reference(reference)
     _, manifest = store.read_manifest(ref)
-    kitfile = _config(store, manifest)
+    return kitfile_for_info(_config(store, manifest))
+
+
+def kitfile_for_info(config: Kitfile) -> Kitfile:
+    """The Kitfile ``info`` shows for a config: a copy without the layer digests and diffIDs pack recorded."""
+    kitfile = config.copy()
     for _, element in kitfile.elements():
         element.digest = ""
         element.diff_id = ""

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from pymodelkit.cli.context import get_state
+from pymodelkit.cli.options import plain_http_setting, tls_options
 from pymodelkit.registry.transfer import DEFAULT_CHUNK_BYTES, DEFAULT_CONCURRENCY, pull, push
 
 __all__ = ["pull_command", "push_command"]
@@ -37,17 +38,9 @@ class _ByteSize(click.ParamType[int]):
 
 
 def _network_options(command: _F) -> _F:
-    options = [
-        click.option("--plain-http", is_flag=True, default=False,
-                     help="Use plain HTTP (loopback registries fall back to it without this flag)."),
-        click.option("--tls-verify/--no-tls-verify", default=True, show_default=True,
-                     help="Verify the registry's TLS certificate."),
-        click.option("--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY, show_default=True,
-                     help="Blobs transferred at once."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    command = click.option("--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY,
+                           show_default=True, help="Blobs transferred at once.")(command)
+    return tls_options(command)
 
 
 @click.command("push")
@@ -69,7 +62,7 @@ def push_command(
         source,
         destination,
         store=state.store(),
-        plain_http=True if plain_http else None,
+        plain_http=plain_http_setting(plain_http),
         tls_verify=tls_verify,
         concurrency=concurrency,
         chunk_bytes=chunk_bytes,
@@ -89,7 +82,7 @@ def pull_command(reference: str, plain_http: bool, tls_verify: bool, concurrency
     result = pull(
         reference,
         store=state.store(),
-        plain_http=True if plain_http else None,
+        plain_http=plain_http_setting(plain_http),
         tls_verify=tls_verify,
         concurrency=concurrency,
         on_progress=state.progress(),

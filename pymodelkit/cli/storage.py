@@ -6,9 +6,10 @@ import click
 
 from pymodelkit import catalog
 from pymodelkit.cli.context import get_state
+from pymodelkit.cli.options import plain_http_setting, tls_options
 from pymodelkit.errors import StoreError
 from pymodelkit.kitfile import dump_kitfile
-from pymodelkit.oci.reference import format_for_display
+from pymodelkit.oci.reference import format_for_display, parse_reference
 
 __all__ = [
     "diff_command",
@@ -22,12 +23,21 @@ __all__ = [
 ]
 
 
+_REMOTE_HELP = "Read from the registry instead of the local store (manifest and config only)."
+
+
 @click.command("list")
 @click.argument("repository", required=False)
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def list_command(repository: str | None, output: str) -> None:
-    """List the ModelKits in the local store."""
-    rows = catalog.list_modelkits(get_state().store(), repository)
+@tls_options
+def list_command(repository: str | None, output: str, plain_http: bool, tls_verify: bool) -> None:
+    """List the ModelKits in the local store, or the tags of REGISTRY/REPOSITORY in that registry."""
+    if repository and not parse_reference(repository)[0].is_local:
+        from pymodelkit.registry.remote import list_remote
+
+        rows = list_remote(repository, plain_http=plain_http_setting(plain_http), tls_verify=tls_verify)
+    else:
+        rows = catalog.list_modelkits(get_state().store(), repository)
     if output == "json":
         click.echo(catalog.format_list_json(rows))
     else:
@@ -36,16 +46,31 @@ def list_command(repository: str | None, output: str) -> None:
 
 @click.command("inspect")
 @click.argument("reference")
-def inspect_command(reference: str) -> None:
+@click.option("-r", "--remote", is_flag=True, help=_REMOTE_HELP)
+@tls_options
+def inspect_command(reference: str, remote: bool, plain_http: bool, tls_verify: bool) -> None:
     """Print a ModelKit's digest, Kitfile and manifest as JSON."""
-    click.echo(catalog.inspect(reference, get_state().store()))
+    if remote:
+        from pymodelkit.registry.remote import inspect_remote
+
+        click.echo(inspect_remote(reference, plain_http=plain_http_setting(plain_http), tls_verify=tls_verify))
+    else:
+        click.echo(catalog.inspect(reference, get_state().store()))
 
 
 @click.command("info")
 @click.argument("reference")
-def info_command(reference: str) -> None:
+@click.option("-r", "--remote", is_flag=True, help=_REMOTE_HELP)
+@tls_options
+def info_command(reference: str, remote: bool, plain_http: bool, tls_verify: bool) -> None:
     """Print a ModelKit's Kitfile."""
-    click.echo(dump_kitfile(catalog.info(reference, get_state().store())), nl=False)
+    if remote:
+        from pymodelkit.registry.remote import info_remote
+
+        kitfile = info_remote(reference, plain_http=plain_http_setting(plain_http), tls_verify=tls_verify)
+    else:
+        kitfile = catalog.info(reference, get_state().store())
+    click.echo(dump_kitfile(kitfile), nl=False)
 
 
 @click.command("tag")
@@ -61,14 +86,27 @@ def tag_command(source: str, target: str) -> None:
 @click.argument("reference", required=False)
 @click.option("-f", "--force", is_flag=True, help="Remove the ModelKit even if it has other tags.")
 @click.option("-a", "--all", "remove_all", is_flag=True, help="Remove every untagged ModelKit (with -f: everything).")
-def remove_command(reference: str | None, force: bool, remove_all: bool) -> None:
-    """Remove a ModelKit, or one of its tags, from the local store."""
+@click.option("-r", "--remote", is_flag=True,
+              help="Remove from the registry: untag a tag; delete the manifest by digest or with -f.")
+@tls_options
+def remove_command(
+    reference: str | None, force: bool, remove_all: bool, remote: bool, plain_http: bool, tls_verify: bool
+) -> None:
+    """Remove a ModelKit, or one of its tags, from the local store (or, with -r, from its registry)."""
     state = get_state()
     if remove_all == (reference is not None):
         raise click.UsageError("give either a REFERENCE or --all")
-    store = state.store()
-    removals = store.remove_all(force=force) if remove_all else catalog.remove(reference or "", force=force,
-                                                                               store=store)
+    if remote and remove_all:
+        raise click.UsageError("--remote cannot be used with --all")
+    if remote:
+        from pymodelkit.registry.remote import remove_remote
+
+        removals = [remove_remote(reference or "", force=force, plain_http=plain_http_setting(plain_http),
+                                  tls_verify=tls_verify)]
+    elif remove_all:
+        removals = state.store().remove_all(force=force)
+    else:
+        removals = catalog.remove(reference or "", force=force, store=state.store())
     for removal in removals:
         repo = format_for_display(removal.repo_key)
         if removal.untagged_only:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from pymodelkit.cli.context import get_state
+from pymodelkit.cli.options import plain_http_setting, tls_options
 from pymodelkit.unpack.filters import filters_from_flags, parse_filters
 from pymodelkit.unpack.unpacker import unpack
 
@@ -26,6 +27,7 @@ __all__ = ["unpack_command"]
 @click.option("--code", "only_code", is_flag=True, hidden=True)
 @click.option("--datasets", "only_datasets", is_flag=True, hidden=True)
 @click.option("--docs", "only_docs", is_flag=True, hidden=True)
+@tls_options
 def unpack_command(
     reference: str,
     directory: Path,
@@ -37,8 +39,10 @@ def unpack_command(
     only_code: bool,
     only_datasets: bool,
     only_docs: bool,
+    plain_http: bool,
+    tls_verify: bool,
 ) -> None:
-    """Unpack the ModelKit REFERENCE from the local store into a directory."""
+    """Unpack the ModelKit REFERENCE into a directory: from the local store, else from its registry."""
     state = get_state()
     if overwrite and ignore_existing:
         raise click.UsageError("--overwrite and --ignore-existing cannot be used together")
@@ -53,6 +57,8 @@ def unpack_command(
         ignore_existing=ignore_existing,
         store=state.store(),
         on_progress=state.progress(),
+        plain_http=plain_http_setting(plain_http),
+        tls_verify=tls_verify,
     )
     if not state.quiet:
         click.echo(f"Unpacked {len(result.files)} files from {result.digest} to {directory}")

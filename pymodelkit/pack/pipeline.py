@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def pack(
     layer_format: str = "tar",
     store: LocalStore | None = None,
     on_progress: ProgressCallback | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> PackResult:
     """Pack the directory ``context`` into a ModelKit in the local store.
 
@@ -98,6 +100,8 @@ def pack(
         layer_format: ``tar``, or ``raw`` (each layer path must then be one regular file).
         store: the local store; default: the one under ``KITOPS_HOME``.
         on_progress: called with a :class:`ProgressEvent` per chunk of each layer (key = the layer's path).
+        annotations: extra manifest annotations (e.g. provenance); they must not set the created or tool-version
+            keys pack writes itself.
 
     Returns:
         A :class:`PackResult`.
@@ -111,6 +115,9 @@ def pack(
         raise PackError(f"invalid compression {compression!r}: must be one of {', '.join(COMPRESSION_CHOICES)}")
     if layer_format not in LAYER_FORMATS:
         raise PackError(f"invalid layer format {layer_format!r}: must be tar or raw")
+    reserved = sorted({ANNOTATION_TOOL_VERSION, ANNOTATION_CREATED} & set(annotations or {}))
+    if reserved:
+        raise PackError(f"annotation {reserved[0]} is set by pack and cannot be given")
     context_dir = Path(context).absolute()
     if not context_dir.is_dir():
         raise PackError(f"context directory {context} does not exist or is not a directory", path=str(context))
@@ -141,7 +148,11 @@ def pack(
     manifest = Manifest(
         config=Descriptor(MEDIA_TYPE_MODELKIT_CONFIG, config_digest, len(config_bytes)),
         layers=tuple(layers) if layers else None,
-        annotations={ANNOTATION_TOOL_VERSION: __version__, ANNOTATION_CREATED: _format_created(created_time())},
+        annotations={
+            **(annotations or {}),
+            ANNOTATION_TOOL_VERSION: __version__,
+            ANNOTATION_CREATED: _format_created(created_time()),
+        },
     )
     manifest_bytes = manifest.to_json_bytes()
     tags: tuple[str, ...] = ()

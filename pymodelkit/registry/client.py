@@ -45,6 +45,7 @@ __all__ = [
     "USER_AGENT",
     "FetchedManifest",
     "RegistryClient",
+    "delete_scope",
     "is_loopback",
     "pull_scope",
     "push_scope",
@@ -72,6 +73,11 @@ def pull_scope(repository: str) -> str:
 def push_scope(repository: str) -> str:
     """The token scope for writing ``repository`` (push always asks for pull too)."""
     return f"repository:{repository}:pull,push"
+
+
+def delete_scope(repository: str) -> str:
+    """The token scope for deleting manifests or tags of ``repository`` (as kit asks: delete and pull)."""
+    return f"repository:{repository}:delete,pull"
 
 
 def is_loopback(registry: str) -> bool:
@@ -332,9 +338,19 @@ class RegistryClient:
                                        scopes=(pull_scope(repository),), headers=headers, stream=True, retry=False)
         return check_response(response, 200, 206, subject=f"blob {digest} in {self.registry}/{repository}")
 
-    def list_tags(self, repository: str) -> list[str]:
-        """Every tag of ``repository``, following ``Link: <…>; rel="next"`` pages, in the registry's order."""
+    def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
+        """Every tag of ``repository``, following ``Link: <…>; rel="next"`` pages, in the registry's order.
+
+        ``page_size`` asks for pages of at most that many tags (``?n=``); registries may ignore it (v2.8 does).
+
+        Raises:
+            RegistryNotFoundError: no such repository. RegistryError, AuthError: as :meth:`send`.
+        """
+        if page_size is not None and page_size < 1:
+            raise ValueError("page_size must be at least 1")
         url = self.url(f"{repository}/tags/list")
+        if page_size is not None:
+            url += f"?n={page_size}"
         tags: list[str] = []
         for _ in range(10_000):
             response = self.send("GET", url, scopes=(pull_scope(repository),))
@@ -347,6 +363,21 @@ class RegistryClient:
                 return tags
             url = urljoin(str(response.url), match.group(1))
         raise RegistryError(f"tag list of {self.registry}/{repository} does not end", url=redact_url(url))
+
+    def delete_manifest(self, repository: str, reference: str) -> None:
+        """``DELETE /v2/<repository>/manifests/<tag or digest>``, expecting ``202 Accepted``.
+
+        Registries may refuse: deletes disabled (405 ``UNSUPPORTED``), or tag deletion not implemented (registry:2
+        v2.8 answers a tag with 400 ``DIGEST_INVALID``); the error's ``status`` and ``code`` say which.
+
+        Raises:
+            RegistryNotFoundError: no such manifest (404). RegistryError: any other refusal. AuthError: 401/403.
+        """
+        response = self.send(
+            "DELETE", self.url(f"{repository}/manifests/{reference}"), scopes=(delete_scope(repository),)
+        )
+        check_response(response, 202, subject=f"manifest {self._display(repository, reference)}")
+        response.close()
 
     # ----- internals ---------------------------------------------------------------------------------------------
 

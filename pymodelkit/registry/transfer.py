@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pymodelkit.errors import InvalidReferenceError, ModelKitError, RegistryError, StoreError
 from pymodelkit.kitfile import kitfile_from_json_bytes
@@ -38,6 +39,7 @@ from pymodelkit.registry.upload import (
     RANGE_MISMATCH_CODE,
     FileSpan,
     UploadSession,
+    always_monolithic,
     cancel_upload,
     fetch_upload_status,
     finish_upload,
@@ -45,6 +47,7 @@ from pymodelkit.registry.upload import (
     put_blob,
     send_chunk,
     start_upload,
+    upload_format,
 )
 from pymodelkit.store import LocalStore
 
@@ -365,8 +368,12 @@ def _push_blob(
                         return "mount"
                 if session is None:
                     session = start_upload(client, repository)
+                host = urlsplit(session.location).hostname or ""  # kit decides by the upload Location's host
+                if session.offset and always_monolithic(host):  # a cut PUT left bytes: these take no PATCH
+                    cancel_upload(client, session)
+                    session = start_upload(client, repository)
                 progress.update(key, session.offset)
-                if session.offset == 0 and size < chunk_bytes:
+                if session.offset == 0 and upload_format(host, size, chunk_bytes) == "monolithic":
                     put_blob(client, session, digest, FileSpan(fd, 0, size, on_sent=sent))
                 else:
                     while session.offset < size:

@@ -1,5 +1,6 @@
 """One blob into a registry as an upload session: POST (or mount), PATCH chunks, PUT ``?digest=``, status, cancel
-(spec ``oci-distribution.md`` §1.2–§1.8, traps 1–8 and 24).
+(spec ``oci-distribution.md`` §1.2–§1.8, traps 1–8 and 24); and kit's per-registry choice between one PUT and
+chunks, and its ``:443`` Location fix-up (``kitops-modelkit.md`` §5.2, trap 20).
 
 Each function is one HTTP exchange, checked with ``check_response``, returning a new :class:`UploadSession`; none
 retries. Every upload request is marked ``pymodelkit.no_retry``: the loop that feeds chunks, resumes after a fault
@@ -13,7 +14,8 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from urllib.parse import quote, urljoin
+from typing import Literal
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -27,14 +29,18 @@ __all__ = [
     "PIECE_BYTES",
     "RANGE_MISMATCH_CODE",
     "FileSpan",
+    "UploadFormat",
     "UploadSession",
+    "always_monolithic",
     "cancel_upload",
     "fetch_upload_status",
     "finish_upload",
     "mount_blob",
     "put_blob",
+    "restore_port_443",
     "send_chunk",
     "start_upload",
+    "upload_format",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,6 +52,14 @@ RANGE_MISMATCH_CODE = "RANGE_INVALID"
 # 404 codes meaning the registry no longer knows the session (stale Location, restart, purge, finished).
 LOST_SESSION_CODES = frozenset({"BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"})
 _RANGE_RE = re.compile(r"^\s*(?:bytes=)?(\d+)-(\d+)\s*$")
+# Registries whose chunked uploads misbehave, so kit sends them every blob in one PUT (kit's upload-format.go): ghcr.io
+# answers 416 to a PATCH over about 4 MiB, Google Artifact/Container Registry require monolithic uploads, ECR answers
+# 201 after the first chunk. kit's regexes `.*\.pkg\.dev$`, `.*\.?gcr\.io$`, `.*\.?amazonaws\.com(\.cn)?$` are
+# suffix tests: "pkg.dev" itself is not matched, "notgcr.io" is.
+_MONOLITHIC_HOST = "ghcr.io"
+_MONOLITHIC_SUFFIXES = (".pkg.dev", "gcr.io", "amazonaws.com", "amazonaws.com.cn")
+
+UploadFormat = Literal["monolithic", "chunked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +106,42 @@ class FileSpan:
                 self._on_sent(position)
 
 
+def always_monolithic(host: str) -> bool:
+    """Tell whether blobs for ``host`` (``host[:port]``, any case) always go in one PUT, whatever their size:
+    ``ghcr.io``, ``*.pkg.dev``, ``*gcr.io``, ``*amazonaws.com`` and ``*amazonaws.com.cn``, as kit decides."""
+    name = _hostname(host).lower()
+    return name == _MONOLITHIC_HOST or name.endswith(_MONOLITHIC_SUFFIXES)
+
+
+def upload_format(host: str, size: int, chunk_bytes: int) -> UploadFormat:
+    """How kit uploads a blob of ``size`` bytes to ``host``: ``monolithic`` (one PUT) for the registries of
+    :func:`always_monolithic` and for blobs under ``chunk_bytes``, else ``chunked`` (PATCHes of ``chunk_bytes``)."""
+    return "monolithic" if always_monolithic(host) or size < chunk_bytes else "chunked"
+
+
+def restore_port_443(location: str, registry: str) -> str:
+    """kit's Location fix-up (oras-go#177): when ``registry`` is named with port 443 and ``location`` is on that host
+    with no port, add ``:443``, so the session URL names the registry as the reference does (over https httpx sends
+    it the same either way; over plain http it keeps the upload on port 443). Any other ``location`` is returned as
+    is."""
+    if _port(registry) != "443":
+        return location
+    parts = urlsplit(location)
+    try:
+        port = parts.port
+    except ValueError:  # not a number: not ours to mend
+        return location
+    if port is not None or not parts.hostname or parts.hostname != _hostname(registry).lower():
+        return location
+    return urlunsplit(parts._replace(netloc=parts.netloc.rstrip(":") + ":443"))
+
+
 def start_upload(client: RegistryClient, repository: str) -> UploadSession:
     """``POST /v2/<repository>/blobs/uploads/`` (no body): open a session. Raises RegistryError/AuthError."""
     response = _send(client, "POST", client.url(f"{repository}/blobs/uploads/"), (push_scope(repository),),
                      headers={"Content-Length": "0"})
     check_response(response, 202, subject=f"repository {client.registry}/{repository}")
-    return UploadSession(repository, _location(response), 0)
+    return UploadSession(repository, _location(client, response), 0)
 
 
 def mount_blob(client: RegistryClient, repository: str, digest: Digest, source: str) -> UploadSession | None:
@@ -110,7 +154,7 @@ def mount_blob(client: RegistryClient, repository: str, digest: Digest, source: 
     if response.status_code == 201:
         logger.debug("mounted %s into %s from %s", digest, repository, source)
         return None
-    return UploadSession(repository, _location(response), 0)
+    return UploadSession(repository, _location(client, response), 0)
 
 
 def send_chunk(client: RegistryClient, session: UploadSession, body: FileSpan) -> UploadSession:
@@ -139,7 +183,7 @@ def send_chunk(client: RegistryClient, session: UploadSession, body: FileSpan) -
             method="PATCH", url=redact_url(response.request.url), status=response.status_code,
             code=RANGE_MISMATCH_CODE, is_temporary=True,
         )
-    return replace(session, location=_location(response), offset=end + 1)
+    return replace(session, location=_location(client, response), offset=end + 1)
 
 
 def fetch_upload_status(client: RegistryClient, session: UploadSession) -> UploadSession | None:
@@ -158,7 +202,7 @@ def fetch_upload_status(client: RegistryClient, session: UploadSession) -> Uploa
     check_response(response, 204, 200, subject=f"upload to {client.registry}/{session.repository}")
     end = _range_end(response.headers.get("range"))
     offset = 0 if end is None or end == 0 else end + 1
-    location = _location(response) if response.headers.get("location") else session.location
+    location = _location(client, response) if response.headers.get("location") else session.location
     return replace(session, location=location, offset=offset)
 
 
@@ -210,7 +254,7 @@ def _send(
     return client.send(method, url, scopes=scopes, headers=headers, content=content, retry=retry)
 
 
-def _location(response: httpx.Response) -> str:
+def _location(client: RegistryClient, response: httpx.Response) -> str:
     location = response.headers.get("location")
     if not location:
         raise RegistryError(
@@ -219,7 +263,21 @@ def _location(response: httpx.Response) -> str:
         )
     # Resolve against the URL that answered (RFC 3986); keep the query exactly as sent.
     resolved: str = urljoin(str(response.url), location)
-    return resolved
+    return restore_port_443(resolved, client.host)
+
+
+def _hostname(host: str) -> str:
+    """``host[:port]`` or ``[v6]:port`` → the host name (IPv6 without brackets)."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host[1:]
+    return host.split(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _port(host: str) -> str | None:
+    if host.startswith("["):
+        tail = host[host.find("]") + 1 :] if "]" in host else ""
+        return tail[1:] if tail.startswith(":") else None
+    return host.split(":", 1)[1] if host.count(":") == 1 else None
 
 
 def _with_digest(location: str, digest: Digest) -> str:

@@ -4,19 +4,31 @@ The plan is computed first (parents' model layers, then the ModelKit's Kitfile a
 digest in kit's order: model, parts, datasets, code, docs, prompts, mcpServers). Every selected layer is then read
 once to check its size and digest and to scan every tar entry for anything unsafe. Only when all of them pass are
 files written (spec ``format.md``, "Unpack").
+
+A ModelKit (or parent) that is not in the local store and whose registry is not ``localhost`` is read from its
+registry, as kit does: ``pymodelkit.registry.remote`` (imported only then) fetches its manifest and config into the
+store while planning, then only the selected layers, so verification and extraction still read the store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from pymodelkit.errors import DigestMismatchError, KitfileError, ModelKitError, UnpackError, UnsafeArchiveError
+from pymodelkit.errors import (
+    DigestMismatchError,
+    KitfileError,
+    ModelKitError,
+    NotFoundError,
+    UnpackError,
+    UnsafeArchiveError,
+)
 from pymodelkit.kitfile import Kitfile, dump_kitfile, is_modelkit_reference, kitfile_from_json_bytes
 from pymodelkit.kitfile.model import LayerElement, LayerKind
 from pymodelkit.kitfile.paths import clean_path
@@ -38,7 +50,14 @@ from pymodelkit.unpack.filters import (
     should_unpack_kitfile,
 )
 
+if TYPE_CHECKING:
+    from pymodelkit.registry.credentials import CredentialSource
+    from pymodelkit.registry.remote import RemoteModelKits
+
 __all__ = ["MAX_PARENT_REFERENCES", "UnpackResult", "unpack"]
+
+# Finds a ModelKit's manifest; once it returns, the manifest's config is in the local store.
+_FetchManifest = Callable[[Reference], tuple[Descriptor, Manifest]]
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +100,12 @@ def unpack(
     ignore_existing: bool = False,
     store: LocalStore | None = None,
     on_progress: ProgressCallback | None = None,
+    credentials: CredentialSource | None = None,
+    plain_http: bool | None = None,
+    tls_verify: bool = True,
+    ca_bundle: str | None = None,
 ) -> UnpackResult:
-    """Unpack a ModelKit from the local store into ``directory``.
+    """Unpack a ModelKit from the local store, or else from its registry, into ``directory``.
 
     Args:
         reference: ``[registry/]repository[:tag|@digest]``; no tag means ``latest``.
@@ -91,10 +114,16 @@ def unpack(
         overwrite: replace existing files (and a different Kitfile).
         ignore_existing: leave existing files alone instead of failing.
         store: the local store; default: the one under ``KITOPS_HOME``.
-        on_progress: called with a :class:`ProgressEvent` while layers are verified and written.
+        on_progress: called with a :class:`ProgressEvent` while layers are downloaded, verified and written.
+        credentials, plain_http, tls_verify, ca_bundle: for a ModelKit read from a registry, as ``pymodelkit.pull``.
+
+    A ModelKit (or parent) the store does not have, whose registry is not ``localhost``, is read from the registry:
+    its manifest, its config and only the selected layers are downloaded into the store (each verified before it is
+    committed). The store records it under its tag only when that leaves every blob of it in the store.
 
     Raises:
-        NotFoundError: the ModelKit or a blob is not in the store. DigestMismatchError: a blob is corrupt.
+        NotFoundError: the ModelKit or a blob is not in the store (and not in a registry).
+        DigestMismatchError: a blob is corrupt. RegistryError, AuthError: a registry refused or could not be reached.
         UnsafeArchiveError: a layer entry would escape ``directory``. UnpackError: a file is in the way.
         KitfileError: the parent chain (``model.path`` references) has a cycle or more than 10 links.
     """
@@ -102,7 +131,24 @@ def unpack(
     ref = _parse(reference)
     active = [f if isinstance(f, UnpackFilter) else parse_filter(f) for f in filters]
 
-    steps = _plan(store, ref, active, visited=[])
+    with contextlib.ExitStack() as stack:
+        remote: list[RemoteModelKits] = []  # opened for the first ModelKit the store does not have
+
+        def fetch(target: Reference) -> tuple[Descriptor, Manifest]:
+            if target.is_local or _is_stored(store, target):
+                return store.read_manifest(target)
+            if not remote:
+                from pymodelkit.registry.remote import RemoteModelKits
+
+                opened = RemoteModelKits(store, credentials=credentials, plain_http=plain_http,
+                                         tls_verify=tls_verify, ca_bundle=ca_bundle, on_progress=on_progress)
+                remote.append(stack.enter_context(opened))
+            return remote[0].fetch_manifest(target)
+
+        steps = _plan(store, ref, active, visited=[], fetch=fetch)
+        if remote:  # between planning and verification: download the selected layers of what came from a registry
+            for step in steps:
+                remote[0].fetch_layers(step.reference, [layer.descriptor for layer in step.layers])
     members = {
         id(layer): _verify_layer(store, layer, on_progress) for step in steps for layer in step.layers
     }
@@ -131,12 +177,29 @@ def _parse(reference: str | Reference) -> Reference:
     return ref.with_default_tag()
 
 
-def _plan(store: LocalStore, ref: Reference, filters: list[UnpackFilter], *, visited: list[str]) -> list[_ModelKitStep]:
+def _is_stored(store: LocalStore, ref: Reference) -> bool:
+    try:
+        store.resolve(ref)
+    except NotFoundError:
+        return False
+    return True
+
+
+def _plan(
+    store: LocalStore,
+    ref: Reference,
+    filters: list[UnpackFilter],
+    *,
+    visited: list[str],
+    fetch: _FetchManifest | None = None,
+) -> list[_ModelKitStep]:
     """The steps for ``ref`` and its parents, parents first. ``visited`` holds the parents followed so far (full
-    references, as kit's ``unpackRecursive`` keeps them; the ModelKit asked for is not in it)."""
+    references, as kit's ``unpackRecursive`` keeps them; the ModelKit asked for is not in it). ``fetch`` finds each
+    manifest (default: ``store.read_manifest``) and leaves its config in the store."""
+    fetch = fetch if fetch is not None else store.read_manifest
     if len(visited) > MAX_PARENT_REFERENCES:
         raise KitfileError(f"reached maximum number of model references: [{'=>'.join(visited)}]")
-    descriptor, manifest = store.read_manifest(ref)
+    descriptor, manifest = fetch(ref)
     if manifest.format != "kitops":
         raise ModelKitError(f"{ref.display()} is a ModelPack artifact; unpacking ModelPack is not supported yet")
     kitfile = kitfile_from_json_bytes(store.read_blob(manifest.config.digest))
@@ -150,7 +213,7 @@ def _plan(store: LocalStore, ref: Reference, filters: list[UnpackFilter], *, vis
             raise KitfileError(f"found cycle in modelkit references: [{'=>'.join([*cycle, parent_key])}]")
         parent_filters = reduce_filters_for_parent(filters)
         if parent_filters != [MATCH_NOTHING]:
-            steps += _plan(store, parent, parent_filters, visited=[*visited, parent_key])
+            steps += _plan(store, parent, parent_filters, visited=[*visited, parent_key], fetch=fetch)
     step = _ModelKitStep(
         reference=ref,
         digest=descriptor.digest,
