@@ -140,9 +140,10 @@ def _exit_code(error: BaseException) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of raising (``pymodelkit`` console script)."""
-    verbose = any(arg in ("-v", "-vv", "-vvv", "--verbose") for arg in (argv if argv is not None else sys.argv[1:]))
+    args = _kit_spellings(list(argv) if argv is not None else sys.argv[1:])
+    verbose = any(arg in ("-v", "-vv", "-vvv", "--verbose") for arg in args)
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="pymodelkit", standalone_mode=False)
+        cli.main(args=args, prog_name="pymodelkit", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("pymodelkit: error: aborted", err=True)
         return 130
@@ -166,6 +167,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"pymodelkit: error: {exc.strerror or exc}{where}", err=True)
         return 1
     return 0
+
+
+def _kit_spellings(args: list[str]) -> list[str]:
+    """Accept kit's ``--tls-verify=false`` / ``--tls-verify=true`` for our ``--no-tls-verify`` / ``--tls-verify``."""
+    out = []
+    for arg in args:
+        if arg.startswith("--tls-verify="):
+            value = arg.split("=", 1)[1].strip().lower()
+            if value in ("false", "0", "no", "off"):
+                arg = "--no-tls-verify"
+            elif value in ("true", "1", "yes", "on"):
+                arg = "--tls-verify"
+        out.append(arg)
+    return out
 
 
 def _one_line(text: str) -> str:

@@ -188,3 +188,12 @@ def test_fsck_reports_a_corrupt_blob(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 10
     assert f"problem: corrupt blob sha256:{victim.name}" in out
     assert err.strip() == "pymodelkit: error: local store has 1 problems (listed above)"
+
+
+def test_kit_spelling_of_tls_verify_is_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    # kit writes --tls-verify=false; it must parse (no usage error, exit 2) and reach the network: port 1 refuses.
+    code, _, err = _run(capsys, "pull", "--tls-verify=false", "--plain-http", "127.0.0.1:1/team/m:v1")
+    assert code == 11, err
+    assert "127.0.0.1:1" in err and "no such option" not in err
+    code, _, err = _run(capsys, "pull", "--tls-verify=sometimes", "127.0.0.1:1/team/m:v1")
+    assert code == 2 and "tls-verify" in err
