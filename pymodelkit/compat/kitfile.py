@@ -65,7 +65,9 @@ class _Section(BaseModel):
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` (a field or an extra key), else ``default``."""
-        return self[key] if key in self else default
+        if key in self:
+            return self[key]
+        return default
 
 
 def _text(value: Any) -> Any:
@@ -326,7 +328,8 @@ class Kitfile(PydanticKitfile):
         return dump_kitfile(self.to_kitfile())
 
     def save(self, path: str | os.PathLike[str] = "Kitfile", print: bool = False) -> None:
-        """Write :meth:`to_yaml` to ``path`` (UTF-8, replaced atomically); ``print=True`` also prints it (deprecated)."""
+        """Write :meth:`to_yaml` to ``path`` (UTF-8, replaced atomically); ``print=True`` also prints it
+        (deprecated, as :meth:`print`)."""
         write_atomic(Path(path), self.to_yaml().encode("utf-8"), mode=0o644)
         if print:
             self.print()
@@ -341,21 +344,26 @@ class Kitfile(PydanticKitfile):
 
 
 def _read(path: str | os.PathLike[str]) -> Any:
-    """The Kitfile at ``path`` as plain data: through kit's loader if it accepts the file, else through PyYAML."""
+    """The Kitfile at ``path`` as plain data, checked against the model as pykitops checks it (PyYAML, then pydantic).
+
+    When kit's own loader also accepts the file, its reading is returned instead: string fields keep their source
+    text as in kit (``version: 1.10`` stays ``"1.10"``, where PyYAML reads the float ``1.1``).
+    """
     file = Path(path)
     if not file.exists():
         raise ValueError(f"Path '{os.fspath(path)}' does not exist.")
     data = file.read_bytes()
     try:
-        return _core_to_dict(load_kitfile(data, source=os.fspath(path)), CoreKitfile)
-    except KitfileError:
-        pass  # unknown keys, wrong types, not YAML: pykitops' reading and errors
-    try:
-        return yaml.safe_load(data)
+        raw = yaml.safe_load(data)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f" at line {mark.line + 1}, column: {mark.column + 1}" if mark is not None else ""
         raise yaml.YAMLError(f"Error parsing Kitfile{where}.") from err
+    PydanticKitfile.model_validate(raw)  # pydantic's ValidationError for content that does not fit
+    try:
+        return _core_to_dict(load_kitfile(data, source=os.fspath(path)), CoreKitfile)
+    except KitfileError:
+        return raw  # keys kit does not know: kept as read
 
 
 # --- conversion to and from pymodelkit's Kitfile -------------------------------------------------------------------
@@ -395,7 +403,7 @@ def _dict_to_core(data: Mapping[str, Any], cls: type) -> object:
     """A pymodelkit Kitfile section from a ``model_dump()`` dict (keys kit does not know are ignored)."""
     kwargs: dict[str, Any] = {}
     for field in kit_fields(cls):
-        if field.json_only or field.key not in data or data[field.key] is None and field.kind != "any":
+        if field.json_only or field.key not in data or (data[field.key] is None and field.kind != "any"):
             continue
         value = data[field.key]
         if field.kind in ("struct", "ptrstruct"):

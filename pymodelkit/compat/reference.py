@@ -15,7 +15,8 @@ __all__ = ["ModelKitReference", "parse_modelkit_tag"]
 
 
 def parse_modelkit_tag(modelkit_tag: str) -> dict[str, str | None]:
-    """Split a ModelKit reference into ``registry``, ``namespace``, ``repository``, ``tag`` (and ``digest``).
+    """Split a ModelKit reference into ``registry``, ``namespace``, ``model`` (the repository's last segment),
+    ``tag``, and, additions to pykitops, ``repository`` (the same as ``model``) and ``digest``.
 
     A part that is absent is ``None``: no registry host (``ns/model:v1``), no namespace (``host/model:v1``), no tag.
 
@@ -34,6 +35,7 @@ def parse_modelkit_tag(modelkit_tag: str) -> dict[str, str | None]:
     return {
         "registry": None if ref.is_local else ref.registry,
         "namespace": namespace or None,
+        "model": repository,
         "repository": repository,
         "tag": ref.tag or None,
         "digest": str(ref.digest) if ref.digest is not None else None,
@@ -57,7 +59,7 @@ class ModelKitReference:
         parts = parse_modelkit_tag(modelkit_tag) if modelkit_tag is not None else {}
         self.registry = parts.get("registry")
         self.namespace = parts.get("namespace")
-        self.repository = parts.get("repository")
+        self.repository = parts.get("model")
         self.tag = parts.get("tag")
         self.digest = parts.get("digest")
 

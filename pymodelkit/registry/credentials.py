@@ -53,6 +53,7 @@ __all__ = [
     "canonical_host",
     "credentials_path",
     "default_credentials",
+    "parse_dotenv",
     "remove_credential",
     "server_address",
     "store_credential",
@@ -149,6 +150,12 @@ class EnvironmentCredentials:
                 continue
             if not username or not password:
                 present, missing = ("USERNAME", "PASSWORD") if username else ("PASSWORD", "USERNAME")
+                if prefix == "JOZU_":
+                    # pykitops' recipes set JOZU_PASSWORD alone and pass the username to ModelKitManager, which logs
+                    # in (storing both in kit's credentials file): half a JOZU_ pair is not a credential, go on.
+                    logger.debug("%s%s is set in %s without %s%s: ignored", prefix, present, self._origin, prefix,
+                                 missing)
+                    continue
                 raise AuthError(
                     f"{prefix}{present} is set in {self._origin} but {prefix}{missing} is not: set both or neither"
                 )
@@ -183,7 +190,7 @@ class DotenvCredentials:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise AuthError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-        values = _parse_dotenv(text)
+        values = parse_dotenv(text)
         variables = {name: values[name] for name in settings.CREDENTIAL_VARIABLES if values.get(name)}
         return EnvironmentCredentials(variables, origin=str(path)).get_credential(registry)
 
@@ -417,7 +424,7 @@ def _decode_entry(entry: object, path: Path, registry: str) -> Credential | None
     return None if credential.is_empty else credential
 
 
-def _parse_dotenv(text: str) -> dict[str, str]:
+def parse_dotenv(text: str) -> dict[str, str]:
     """python-dotenv's line syntax: ``[export] KEY=VALUE``, single quotes literal, double quotes with escapes."""
     values: dict[str, str] = {}
     pos, n = 0, len(text)

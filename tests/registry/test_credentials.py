@@ -251,13 +251,20 @@ def test_environment_prefers_pymodelkit_over_jozu(monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize(("present", "missing"), [("USERNAME", "PASSWORD"), ("PASSWORD", "USERNAME")])
 def test_environment_with_half_a_pair_raises(monkeypatch: pytest.MonkeyPatch, present: str, missing: str) -> None:
-    monkeypatch.setenv(f"JOZU_{present}", SECRET)
+    monkeypatch.setenv(f"PYMODELKIT_{present}", SECRET)
     with pytest.raises(AuthError) as info:
         EnvironmentCredentials().get_credential(REG)
     assert str(info.value) == (
-        f"JOZU_{present} is set in the environment but JOZU_{missing} is not: set both or neither"
+        f"PYMODELKIT_{present} is set in the environment but PYMODELKIT_{missing} is not: set both or neither"
     )
     assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize("present", ["USERNAME", "PASSWORD"])
+def test_half_a_jozu_pair_is_ignored_as_pykitops_recipes_set_it(monkeypatch: pytest.MonkeyPatch, present: str) -> None:
+    # pykitops' recipes put JOZU_PASSWORD in .env and pass the username to ModelKitManager: not an error.
+    monkeypatch.setenv(f"JOZU_{present}", SECRET)
+    assert EnvironmentCredentials().get_credential(REG) is None
 
 
 def test_dotenv_syntax(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
