@@ -1,10 +1,11 @@
 """Push and pull a large ModelKit over loopback and compare with curl and skopeo against the same registry.
 
-Usage: python benchmarks/push_pull.py [--size-gib 1] [--registry HOST:PORT] [--repeat 3] [--no-sweep]
+Usage: python benchmarks/push_pull.py [--size-gib 1] [--registry HOST:PORT] [--repeat 3] [--sweep-repeat 1]
+       [--concurrency 1,2,4,8] [--chunk-mib 16,32,64,128] [--no-sweep | --sweep-only] [--dir DIR]
 
 Packs a file of random bytes into a ModelKit (one uncompressed layer), starts Debian's ``docker-registry`` on
 127.0.0.1 (``tests/support/registry.py``; or uses ``--registry``, an anonymous plain-HTTP registry), then measures in
-the same run, each tool a child process whose wall time and peak RSS (``ru_maxrss`` from ``wait4``) are recorded:
+the same run, each tool a child process whose wall time and peak RSS (through GNU time, else ``wait4``) are recorded:
 
 * ``pymodelkit push`` to a fresh repository and ``pymodelkit pull`` into a fresh store (the issue's limit: peak RSS
   under 150 MB for each);
@@ -14,8 +15,9 @@ the same run, each tool a child process whose wall time and peak RSS (``ru_maxrs
   takes no ``@digest`` there, but the layout's only manifest needs no reference) and ``skopeo copy docker://… oci:…``.
 
 A sweep then pushes a ModelKit of 4 layers of 256 MiB with each ``--concurrency`` and ``--chunk-size`` (plus one
-monolithic PUT per layer), and pulls it with each concurrency. Figures are best-of-``--repeat`` MB/s (1 MB = 10^6
-bytes) over the child's whole life, start-up included. Everything lives in one temp dir, removed at the end.
+monolithic PUT per layer), and pulls it with each concurrency. Figures are best-of-N MB/s (1 MB = 10^6 bytes) over
+the child's whole life, start-up included; runs are interleaved. Everything lives in one temp dir, removed at the
+end. Exit status 1 when a peak RSS is over the limit.
 """
 
 from __future__ import annotations
@@ -299,7 +301,7 @@ def main() -> int:
     parser.add_argument("--size-gib", type=float, default=1.0, help="size of the single-layer ModelKit")
     parser.add_argument("--registry", default=None, help="HOST:PORT of an anonymous plain-HTTP registry to use")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the best is reported)")
-    parser.add_argument("--sweep-repeat", type=int, default=2, help="runs of each sweep cell")
+    parser.add_argument("--sweep-repeat", type=int, default=1, help="runs of each sweep cell (3 to choose defaults)")
     parser.add_argument("--concurrency", default="1,2,4,8", help="sweep: concurrencies")
     parser.add_argument("--chunk-mib", default="16,32,64,128", help="sweep: chunk sizes in MiB")
     parser.add_argument("--no-sweep", action="store_true", help="skip the concurrency/chunk-size sweep")

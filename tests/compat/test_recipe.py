@@ -43,8 +43,8 @@ def test_the_ten_line_recipe_as_written(registry_basic: TestRegistry, tracking: 
     import mlflow.pyfunc
     import mlflow.sklearn
     import numpy as np
-    from sklearn.datasets import load_iris  # type: ignore[import-untyped]
-    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
 
     # --- train and log, as any MLflow user does ---------------------------------------------------------------
     features, labels = load_iris(return_X_y=True)
