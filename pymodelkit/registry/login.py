@@ -7,7 +7,6 @@ stores it only if the registry accepts it. Storing is ``registry.credentials``' 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pymodelkit import settings
 from pymodelkit._version import __version__
 from pymodelkit.errors import AuthError
 from pymodelkit.registry.auth import SCOPES_EXTENSION, RegistryAuth
+from pymodelkit.registry.client import is_loopback
 from pymodelkit.registry.credentials import (
     DOCKER_HUB_HOSTS,
     Credential,
@@ -81,7 +81,7 @@ def logout(registry: str, *, home: Path | None = None) -> bool:
 
 def _ping(registry: str, credential: Credential, *, plain_http: bool | None, tls_verify: bool) -> None:
     host = "registry-1.docker.io" if registry.lower() in DOCKER_HUB_HOSTS else registry
-    loopback = _is_loopback(host)
+    loopback = is_loopback(host)
     schemes = ["http"] if plain_http else ["https", "http"] if plain_http is None and loopback else ["https"]
     auth = RegistryAuth(registry, ExplicitCredentials(credential))
     with httpx.Client(
@@ -103,17 +103,3 @@ def _ping(registry: str, credential: Credential, *, plain_http: bool | None, tls
                 raise transport_failure(exc, registry=registry) from exc
             check_response(response, 200, subject=f"registry {registry}")
             return
-
-
-def _is_loopback(registry: str) -> bool:
-    host = registry
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host[1:]
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
