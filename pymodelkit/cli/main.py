@@ -19,6 +19,7 @@ from pymodelkit._version import __version__
 from pymodelkit.cli.auth import login_command, logout_command
 from pymodelkit.cli.context import CliState
 from pymodelkit.cli.init import init_command
+from pymodelkit.cli.mlflow import mlflow_group
 from pymodelkit.cli.pack import pack_command
 from pymodelkit.cli.remote import pull_command, push_command
 from pymodelkit.cli.storage import (
@@ -127,6 +128,7 @@ for command in (
     pull_command,
     login_command,
     logout_command,
+    mlflow_group,
 ):
     cli.add_command(command)
 
