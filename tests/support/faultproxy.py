@@ -27,6 +27,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -340,7 +341,9 @@ class FaultProxy:
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
         self._port = 0
-        self.requests: list[ProxiedRequest] = []
+        self._requests: list[ProxiedRequest] = []
+        self._in_flight = 0  # exchanges read but not yet recorded
+        self._idle = threading.Condition(self._lock)
         self.errors: list[Exception] = []  # unexpected exceptions in connection threads (should stay empty)
         self.cuts = 0
         self.stalls = 0
@@ -472,9 +475,19 @@ class FaultProxy:
                     return rule
         return None
 
+    @property
+    def requests(self) -> list[ProxiedRequest]:
+        """Every request seen so far, in order. Waits (at most 2 s) for exchanges still being forwarded, since a
+        request is recorded only once its whole answer has gone out, a moment after the client has it."""
+        deadline = time.monotonic() + 2.0
+        with self._idle:
+            while self._in_flight and time.monotonic() < deadline:
+                self._idle.wait(0.05)
+            return list(self._requests)
+
     def _record(self, method: str, target: str, status: int | None, actions: tuple[RuleKind, ...]) -> None:
         with self._lock:
-            self.requests.append(ProxiedRequest(method, target, status, actions))
+            self._requests.append(ProxiedRequest(method, target, status, actions))
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -533,7 +546,14 @@ class FaultProxy:
                         return
                     upstream_reader = upstream.makefile("rb")
                 assert upstream_reader is not None
-                keep, abort = self._exchange(request, client, client_reader, upstream, upstream_reader)
+                with self._lock:
+                    self._in_flight += 1
+                try:
+                    keep, abort = self._exchange(request, client, client_reader, upstream, upstream_reader)
+                finally:
+                    with self._idle:
+                        self._in_flight -= 1
+                        self._idle.notify_all()
                 if not keep:
                     return
         except (_Closed, OSError):
@@ -675,8 +695,7 @@ class FaultProxy:
     def iter_requests(self, method: str | None = None, path: str | None = None) -> Iterator[ProxiedRequest]:
         """The recorded requests, filtered by method and a regex searched in the target."""
         pattern = re.compile(path) if path is not None else None
-        with self._lock:
-            seen = list(self.requests)
+        seen = self.requests
         for entry in seen:
             if method is not None and entry.method.upper() != method.upper():
                 continue
