@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from pymodelkit.registry.credentials import Credential, ExplicitCredentials
 from pymodelkit.registry.retry import RetryPolicy
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import TestRegistry
+from tests.support.trees import read_tree, unique_repo, write_source_tree
 
 SKOPEO = "/usr/bin/skopeo"
 FAST = RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.05, budget_s=10.0)
@@ -39,28 +39,15 @@ datasets:
 
 
 def _source(root: Path, weights: int = 1_500_000) -> Path:
-    src = root / "src-tree"
-    (src / "model").mkdir(parents=True)
-    (src / "data").mkdir()
-    (src / "src").mkdir()
-    rng = hashlib.sha256(b"seed")
-    blob = bytearray()
-    while len(blob) < weights:
-        rng.update(b"x")
-        blob += rng.digest() * 64
-    (src / "model" / "weights.bin").write_bytes(bytes(blob[:weights]))
-    (src / "data" / "train.csv").write_text("a,b\n1,2\n" * 500)
-    (src / "src" / "train.py").write_text("print('train')\n")
-    (src / "Kitfile").write_text(KITFILE)
-    return src
+    return write_source_tree(root, KITFILE, weights=weights)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return read_tree(root)
 
 
 def _repo(name: str) -> str:
-    return f"flows/{name}-{secrets.token_hex(4)}"
+    return unique_repo("flows", name)
 
 
 def test_round_trip_is_byte_exact(registry: TestRegistry, tmp_path: Path) -> None:

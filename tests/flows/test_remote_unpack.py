@@ -3,8 +3,6 @@ unless the whole ModelKit came down, parents resolved the same way; and the remo
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ from pymodelkit.registry import push
 from pymodelkit.registry.client import RegistryClient
 from tests.support.faultproxy import FaultProxy, ProxiedRequest
 from tests.support.registry import TestRegistry
+from tests.support.trees import read_tree, unique_repo, write_source_tree
 
 KITFILE = """manifestVersion: 1.0.0
 package:
@@ -35,28 +34,15 @@ datasets:
 
 
 def _source(root: Path, weights: int = 300_000) -> Path:
-    src = root / "src-tree"
-    (src / "model").mkdir(parents=True)
-    (src / "data").mkdir()
-    (src / "src").mkdir()
-    rng = hashlib.sha256(b"seed")
-    blob = bytearray()
-    while len(blob) < weights:
-        rng.update(b"x")
-        blob += rng.digest() * 64
-    (src / "model" / "weights.bin").write_bytes(bytes(blob[:weights]))
-    (src / "data" / "train.csv").write_text("a,b\n1,2\n" * 500)
-    (src / "src" / "train.py").write_text("print('train')\n")
-    (src / "Kitfile").write_text(KITFILE)
-    return src
+    return write_source_tree(root, KITFILE, weights=weights)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return read_tree(root)
 
 
 def _repo(name: str) -> str:
-    return f"unpack/{name}-{secrets.token_hex(4)}"
+    return unique_repo("unpack", name)
 
 
 def _published(proxy: FaultProxy, tmp_path: Path, name: str) -> tuple[str, Path, pymodelkit.PackResult]:

@@ -1,0 +1,38 @@
+"""Small ModelKit source trees for the registry flow tests, and reading a tree back for comparison."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+__all__ = ["read_tree", "unique_repo", "write_source_tree"]
+
+
+def write_source_tree(root: Path, kitfile: str, *, weights: int) -> Path:
+    """``root/src-tree`` with ``model/weights.bin`` (``weights`` deterministic bytes), ``data/train.csv``,
+    ``src/train.py`` and the given Kitfile. Returns the tree's path."""
+    src = root / "src-tree"
+    (src / "model").mkdir(parents=True)
+    (src / "data").mkdir()
+    (src / "src").mkdir()
+    rng = hashlib.sha256(b"seed")
+    blob = bytearray()
+    while len(blob) < weights:
+        rng.update(b"x")
+        blob += rng.digest() * 64
+    (src / "model" / "weights.bin").write_bytes(bytes(blob[:weights]))
+    (src / "data" / "train.csv").write_text("a,b\n1,2\n" * 500)
+    (src / "src" / "train.py").write_text("print('train')\n")
+    (src / "Kitfile").write_text(kitfile)
+    return src
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every regular file under ``root``: relative path → bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def unique_repo(prefix: str, name: str) -> str:
+    """A repository name no other test uses on the shared session registry."""
+    return f"{prefix}/{name}-{secrets.token_hex(4)}"
