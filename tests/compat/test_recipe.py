@@ -4,9 +4,10 @@ registry and a real MLflow sqlite tracking store; then pull, unpack and load the
 
 The recipe's one MLflow line, ``mlflow.artifacts.download_artifacts(cur_run.info.run_id)``, fails on MLflow 3 twice
 over (spec ``mlflow.md`` §8): the run id is read as an artifact URI, and the model is no longer among the run's
-artifacts. That line is MLflow glue, not pykitops: it is replaced by the call the spec recommends (the logged model's
-URI, with an explicit ``dst_path`` so the Kitfile is never written into MLflow's own store). The pykitops lines are
-untouched; ``kit.init`` recognising the ``MLmodel`` folder as the model is pymodelkit's generator doing its job.
+artifacts. The test shows that, then makes the same call to ``pymodelkit.mlflow.artifacts.download_artifacts`` (same
+arguments; a run id means the run's model, downloaded into a folder of ours so the Kitfile never lands in MLflow's
+store). The pykitops lines are untouched; ``kit.init`` recognising the ``MLmodel`` folder as the model is
+pymodelkit's generator doing its job.
 """
 
 from __future__ import annotations
@@ -54,12 +55,15 @@ def test_the_ten_line_recipe_as_written(registry_basic: TestRegistry, tracking: 
         model_info = mlflow.sklearn.log_model(model, name="model", input_example=features[:2])
     expected = model.predict(features)
 
-    # The recipe's download line, as written, fails on MLflow 3; the fix: the model's URI and a dst_path.
+    # The recipe's download line, as written, fails on MLflow 3. pymodelkit's download_artifacts takes the same
+    # arguments and does what the recipe means: the run's model, into a folder of ours.
     with pytest.raises(mlflow.exceptions.MlflowException):
         mlflow.artifacts.download_artifacts(cur_run.info.run_id)
-    artifact_location = mlflow.artifacts.download_artifacts(
-        artifact_uri=model_info.model_uri, dst_path=str(tmp_path / "staging")
-    )
+    from pymodelkit.mlflow.artifacts import download_artifacts
+
+    artifact_location = download_artifacts(cur_run.info.run_id)
+    assert Path(artifact_location, "MLmodel").is_file()
+    assert model_info.model_id in Path(artifact_location, "MLmodel").read_text()
 
     # --- the recipe (kitops-ml/kitops docs/src/docs/integrations/mlflow.md), imports changed only -------------
     assert registry_basic.username and registry_basic.password
