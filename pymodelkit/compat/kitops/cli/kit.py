@@ -2,38 +2,7 @@
 
 from __future__ import annotations
 
-from pymodelkit.compat.kit import (
-    KitCommandError,
-    import_from_hf,
-    info,
-    init,
-    inspect,
-    list,
-    login,
-    logout,
-    pack,
-    pull,
-    push,
-    remove,
-    tag,
-    unpack,
-    version,
-)
+from pymodelkit.compat import kit as _kit
+from pymodelkit.compat.kit import *  # noqa: F403  (the same functions under pykitops' module path)
 
-__all__ = [
-    "KitCommandError",
-    "import_from_hf",
-    "info",
-    "init",
-    "inspect",
-    "list",
-    "login",
-    "logout",
-    "pack",
-    "pull",
-    "push",
-    "remove",
-    "tag",
-    "unpack",
-    "version",
-]
+__all__ = _kit.__all__  # ("list" here is kit.list, not the builtin)
