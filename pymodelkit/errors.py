@@ -35,6 +35,8 @@ __all__ = [
     "PackError",
     "RegistryError",
     "RegistryNotFoundError",
+    "SignatureError",
+    "SigningKeyError",
     "StoreError",
     "UnpackError",
     "UnsafeArchiveError",
@@ -138,3 +140,16 @@ class AuthError(RegistryError, PermissionError):
 
 class RegistryNotFoundError(RegistryError, NotFoundError):
     """The registry answered 404: no such repository, tag, manifest or blob. Also a :class:`NotFoundError`."""
+
+
+class SigningKeyError(ModelKitError, ValueError):
+    """A key that cannot be used: a malformed or unsupported key file, a wrong password. Attribute ``path``."""
+
+    path: str | None = None
+
+
+class SignatureError(ModelKitError):
+    """A signature that is missing or does not verify: an unsigned ModelKit under verification, a wrong key, a
+    payload naming another manifest. Attribute ``reference``."""
+
+    reference: str | None = None

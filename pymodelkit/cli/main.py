@@ -48,6 +48,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (errors.UnpackError, 9),
     (errors.StoreError, 10),
     (errors.AuthError, 12),
+    (errors.SigningKeyError, 13),
+    (errors.SignatureError, 14),
     (errors.RegistryError, 11),
     (errors.ModelKitError, 1),
 )
