@@ -12,6 +12,8 @@
 | ``PYTHON_DOTENV_DISABLED`` | true: ignore ``./.env`` (which otherwise fills in the credential variables above) |
 | ``DOCKER_CONFIG`` | directory of Docker's ``config.json`` (else ``~/.docker``), a read-only credential source |
 | ``PYMODELKIT_PLAIN_HTTP`` | true: talk plain HTTP to every registry (as ``--plain-http``) |
+| ``PYMODELKIT_KEY_PASSWORD``, ``COSIGN_PASSWORD`` | the signing-key password (the first one set, even empty, wins) |
+| ``PYMODELKIT_POLICY`` | the signature policy file; else ``$XDG_CONFIG_HOME/pymodelkit/policy.yaml`` if present |
 """
 
 from __future__ import annotations
@@ -26,13 +28,17 @@ from pymodelkit.errors import ModelKitError
 
 __all__ = [
     "CREDENTIAL_VARIABLES",
+    "KEY_PASSWORD_VARIABLES",
     "created_time",
     "credential_environ",
     "docker_config_dir",
     "dotenv_path",
+    "key_password",
     "kitops_home",
     "parse_bool",
     "plain_http",
+    "policy_is_explicit",
+    "policy_path",
 ]
 
 _EPOCH_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
@@ -121,3 +127,35 @@ def docker_config_dir() -> Path:
 def plain_http() -> bool:
     """``PYMODELKIT_PLAIN_HTTP``: whether every registry is reached over plain HTTP (default false)."""
     return parse_bool(os.environ.get("PYMODELKIT_PLAIN_HTTP"))
+
+
+KEY_PASSWORD_VARIABLES = ("PYMODELKIT_KEY_PASSWORD", "COSIGN_PASSWORD")
+
+
+def key_password() -> bytes | None:
+    """The signing-key password: ``PYMODELKIT_KEY_PASSWORD``, else ``COSIGN_PASSWORD``, else ``None``.
+
+    A variable that is set counts even when empty (cosign reads ``COSIGN_PASSWORD=""`` as the empty password). The
+    value is returned as the bytes the environment holds (``os.fsencode``).
+    """
+    for name in KEY_PASSWORD_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None:
+            return os.fsencode(value)
+    return None
+
+
+def policy_path() -> Path:
+    """The signature policy file: ``PYMODELKIT_POLICY``, else ``$XDG_CONFIG_HOME/pymodelkit/policy.yaml`` (the config
+    home defaulting to ``~/.config``)."""
+    explicit = os.environ.get("PYMODELKIT_POLICY")
+    if explicit:
+        return Path(explicit).absolute()
+    config = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(config) if config else Path.home() / ".config"
+    return base / "pymodelkit" / "policy.yaml"
+
+
+def policy_is_explicit() -> bool:
+    """Whether ``PYMODELKIT_POLICY`` names the policy file (then a missing file is an error, not "no policy")."""
+    return bool(os.environ.get("PYMODELKIT_POLICY"))
