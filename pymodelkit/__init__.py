@@ -59,11 +59,17 @@ if TYPE_CHECKING:
         validate_kitfile,
     )
     from pymodelkit.oci import Descriptor, Digest, Manifest, Reference, parse_reference
+    from pymodelkit.ocilayout.endpoint import CopyResult
     from pymodelkit.pack.pipeline import PackResult, pack
+    from pymodelkit.pack.streampush import PackAndPushResult, pack_and_push
     from pymodelkit.progress import ProgressCallback, ProgressEvent
+    from pymodelkit.registry.copy import copy
     from pymodelkit.registry.login import login, logout
     from pymodelkit.registry.transfer import PullResult, PushResult, pull, push
+    from pymodelkit.signing.sign import sign
+    from pymodelkit.signing.verify import verify
     from pymodelkit.store import LocalStore
+    from pymodelkit.transports import LoadResult, load, save
     from pymodelkit.unpack.filters import UnpackFilter, parse_filter
     from pymodelkit.unpack.unpacker import UnpackResult, unpack
 
@@ -87,9 +93,15 @@ _LAZY = {
     ),
     "pymodelkit.oci": ("Descriptor", "Digest", "Manifest", "Reference", "parse_reference"),
     "pymodelkit.pack.pipeline": ("PackResult", "pack"),
+    "pymodelkit.pack.streampush": ("PackAndPushResult", "pack_and_push"),
     "pymodelkit.progress": ("ProgressCallback", "ProgressEvent"),
     "pymodelkit.registry.transfer": ("PullResult", "PushResult", "pull", "push"),
     "pymodelkit.registry.login": ("login", "logout"),
+    "pymodelkit.registry.copy": ("copy",),
+    "pymodelkit.ocilayout.endpoint": ("CopyResult",),
+    "pymodelkit.transports": ("LoadResult", "load", "save"),
+    "pymodelkit.signing.sign": ("sign",),
+    "pymodelkit.signing.verify": ("verify",),
     "pymodelkit.store": ("LocalStore",),
     "pymodelkit.unpack.filters": ("UnpackFilter", "parse_filter"),
     "pymodelkit.unpack.unpacker": ("UnpackResult", "unpack"),
@@ -99,6 +111,7 @@ _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 __all__ = [
     "AuthError",
     "Code",
+    "CopyResult",
     "Dataset",
     "Descriptor",
     "Digest",
@@ -108,6 +121,7 @@ __all__ = [
     "Kitfile",
     "KitfileError",
     "ListedModelKit",
+    "LoadResult",
     "LocalStore",
     "Manifest",
     "McpServer",
@@ -116,6 +130,7 @@ __all__ = [
     "ModelKitError",
     "ModelPart",
     "NotFoundError",
+    "PackAndPushResult",
     "PackError",
     "PackResult",
     "Package",
@@ -135,24 +150,30 @@ __all__ = [
     "UnpackResult",
     "UnsafeArchiveError",
     "__version__",
+    "copy",
     "diff_modelkits",
     "dump_kitfile",
     "info",
     "inspect",
     "list_modelkits",
+    "load",
     "load_kitfile",
     "login",
     "logout",
     "pack",
+    "pack_and_push",
     "parse_filter",
     "parse_reference",
     "pull",
     "push",
     "read_kitfile",
     "remove",
+    "save",
+    "sign",
     "tag",
     "unpack",
     "validate_kitfile",
+    "verify",
 ]
 
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pymodelkit.errors import InvalidReferenceError
-from pymodelkit.kitfile import Kitfile, kitfile_from_json_bytes, kitfile_to_json_bytes
+from pymodelkit.kitfile import Kitfile, kitfile_to_json_bytes
+from pymodelkit.modelpack.convert import kitfile_for_manifest
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.gojson import Struct, go_json_bytes, indent_json
@@ -62,7 +63,8 @@ def _reference(text: str | Reference) -> Reference:
 
 
 def _config(store: LocalStore, manifest: Manifest) -> Kitfile:
-    return kitfile_from_json_bytes(store.read_blob(manifest.config.digest))
+    # A ModelPack's Kitfile is its annotation or one rebuilt from its layers (spec modelpack.md §8).
+    return kitfile_for_manifest(manifest, store.read_blob(manifest.config.digest))
 
 
 def list_modelkits(store: LocalStore | None = None, repository: str | None = None) -> list[ListedModelKit]:

@@ -12,6 +12,7 @@
 | ``PYTHON_DOTENV_DISABLED`` | true: ignore ``./.env`` (which otherwise fills in the credential variables above) |
 | ``DOCKER_CONFIG`` | directory of Docker's ``config.json`` (else ``~/.docker``), a read-only credential source |
 | ``PYMODELKIT_PLAIN_HTTP`` | true: talk plain HTTP to every registry (as ``--plain-http``) |
+| ``PYMODELKIT_GZIP_BACKEND`` | ``zlib`` or ``isal``: the deflate library of gzip layers (default: isal if installed) |
 | ``PYMODELKIT_KEY_PASSWORD``, ``COSIGN_PASSWORD`` | the signing-key password (the first one set, even empty, wins) |
 | ``PYMODELKIT_POLICY`` | the signature policy file; else ``$XDG_CONFIG_HOME/pymodelkit/policy.yaml`` if present |
 """
@@ -33,6 +34,7 @@ __all__ = [
     "credential_environ",
     "docker_config_dir",
     "dotenv_path",
+    "gzip_backend",
     "key_password",
     "kitops_home",
     "parse_bool",
@@ -159,3 +161,14 @@ def policy_path() -> Path:
 def policy_is_explicit() -> bool:
     """Whether ``PYMODELKIT_POLICY`` names the policy file (then a missing file is an error, not "no policy")."""
     return bool(os.environ.get("PYMODELKIT_POLICY"))
+
+
+def gzip_backend() -> str | None:
+    """``PYMODELKIT_GZIP_BACKEND``: ``zlib``, ``isal``, or ``None`` when unset or empty (pack picks isal when it is
+    installed). Raises ModelKitError for any other value."""
+    raw = os.environ.get("PYMODELKIT_GZIP_BACKEND", "").strip().lower()
+    if not raw:
+        return None
+    if raw not in ("zlib", "isal"):
+        raise ModelKitError(f"invalid PYMODELKIT_GZIP_BACKEND {raw!r}: use zlib or isal")
+    return raw

@@ -22,6 +22,7 @@ from pymodelkit.cli.init import init_command
 from pymodelkit.cli.mlflow import mlflow_group
 from pymodelkit.cli.pack import pack_command
 from pymodelkit.cli.remote import pull_command, push_command
+from pymodelkit.cli.sign import generate_key_pair_command, sign_command, verify_command
 from pymodelkit.cli.storage import (
     diff_command,
     fsck_command,
@@ -32,6 +33,7 @@ from pymodelkit.cli.storage import (
     remove_command,
     tag_command,
 )
+from pymodelkit.cli.transport import copy_command, load_command, save_command
 from pymodelkit.cli.unpack import unpack_command
 
 __all__ = ["EXIT_CODES", "cli", "main"]
@@ -131,6 +133,12 @@ for command in (
     login_command,
     logout_command,
     mlflow_group,
+    save_command,
+    load_command,
+    copy_command,
+    generate_key_pair_command,
+    sign_command,
+    verify_command,
 ):
     cli.add_command(command)
 

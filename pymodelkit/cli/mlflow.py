@@ -6,10 +6,13 @@ so ``pymodelkit --help`` works (and stays fast) without it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from pymodelkit.cli.context import get_state
 from pymodelkit.cli.options import plain_http_setting, tls_options
+from pymodelkit.cli.sign import password_reader
 from pymodelkit.errors import ModelKitError
 from pymodelkit.pack.compression import COMPRESSION_CHOICES
 
@@ -37,6 +40,8 @@ def mlflow_group() -> None:
 @click.option("--license", "license_id", default="", help="Package license (SPDX identifier).")
 @click.option("--compression", type=click.Choice(COMPRESSION_CHOICES), default="none", show_default=True,
               help="Layer compression; only 'none' is byte-identical to kit.")
+@click.option("--sign", "sign_key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="After --push, sign the pushed manifest with this private key (as `pymodelkit sign`).")
 @tls_options
 def mlflow_pack_command(
     model_uri: str,
@@ -50,6 +55,7 @@ def mlflow_pack_command(
     package_version: str | None,
     license_id: str,
     compression: str,
+    sign_key: Path | None,
     plain_http: bool,
     tls_verify: bool,
 ) -> None:
@@ -57,6 +63,8 @@ def mlflow_pack_command(
     ModelKit, with the run's params, metrics and ids inside; --push sends it to the tag's registry."""
     if push_after and not tag:
         raise click.UsageError("--push needs -t/--tag naming a registry, e.g. registry.example.com/team/model:v1")
+    if sign_key is not None and not push_after:
+        raise click.UsageError("--sign needs --push: a ModelKit is signed in its registry")
     try:
         from pymodelkit.mlflow import pack_mlflow_model
     except ImportError as err:
@@ -78,12 +86,16 @@ def mlflow_pack_command(
         plain_http=plain_http_setting(plain_http),
         tls_verify=tls_verify,
         on_progress=state.progress(),
+        sign_key=sign_key,
+        sign_password=password_reader(str(sign_key)) if sign_key is not None else None,
     )
     if state.quiet:
         return
     click.echo(f"Model saved: {result.digest}")
     if result.push is not None:
         click.echo(f"Pushed {result.push.reference}@{result.push.digest}")
+    if result.signature is not None:
+        click.echo(f"Signed {result.signature.reference} (tag {result.signature.signature_tag})")
     provenance = result.provenance
     if provenance.run_id:
         click.echo(f"MLflow run: {provenance.run_id} (experiment {provenance.experiment_name or '?'} "

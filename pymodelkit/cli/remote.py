@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from pymodelkit.cli.context import get_state
 from pymodelkit.cli.options import plain_http_setting, tls_options
+from pymodelkit.cli.sign import manifest_verifier, verify_option
 from pymodelkit.registry.transfer import DEFAULT_CHUNK_BYTES, DEFAULT_CONCURRENCY, pull, push
 
 __all__ = ["pull_command", "push_command"]
@@ -49,10 +51,19 @@ def _network_options(command: _F) -> _F:
 @_network_options
 @click.option("--chunk-size", "chunk_bytes", type=_ByteSize(), default=DEFAULT_CHUNK_BYTES, show_default=True,
               help="Blobs of at least this size go in chunks of this size (e.g. 16MiB); smaller ones in one PUT.")
+@click.option("--with-signatures", is_flag=True,
+              help="With an oci:DIR or oci-archive:FILE end: carry the ModelKit's signatures too.")
 def push_command(
-    source: str, destination: str | None, plain_http: bool, tls_verify: bool, concurrency: int, chunk_bytes: int
+    source: str, destination: str | None, plain_http: bool, tls_verify: bool, concurrency: int, chunk_bytes: int,
+    with_signatures: bool = False,
 ) -> None:
-    """Upload the ModelKit SOURCE from local storage to a registry (to DESTINATION if given)."""
+    """Upload the ModelKit SOURCE from local storage to a registry (to DESTINATION if given). Either end may be
+    oci:DIR[:TAG] or oci-archive:FILE[:TAG] (an OCI layout or archive: a disk as the registry)."""
+    from pymodelkit.cli.transport import push_with_layout  # oci:/oci-archive: ends (docs/airgap.md)
+
+    if push_with_layout(source, destination, with_signatures=with_signatures, plain_http=plain_http,
+                        tls_verify=tls_verify, concurrency=concurrency, chunk_bytes=chunk_bytes):
+        return
     state = get_state()
     if destination:
         logger.info("Pushing %s to %s", source, destination)
@@ -75,8 +86,16 @@ def push_command(
 @click.command("pull")
 @click.argument("reference")
 @_network_options
-def pull_command(reference: str, plain_http: bool, tls_verify: bool, concurrency: int) -> None:
-    """Download the ModelKit REFERENCE (and the ModelKits it builds on) from a registry into local storage."""
+@verify_option
+def pull_command(
+    reference: str, plain_http: bool, tls_verify: bool, concurrency: int, verify_keys: tuple[Path, ...]
+) -> None:
+    """Download the ModelKit REFERENCE (and the ModelKits it builds on) from a registry into local storage.
+    REFERENCE may be oci:DIR[:NAME] or oci-archive:FILE[:NAME] (as pymodelkit load)."""
+    from pymodelkit.cli.transport import pull_from_layout  # oci:/oci-archive: sources (docs/airgap.md)
+
+    if pull_from_layout(reference, verify_keys=verify_keys, concurrency=concurrency):
+        return
     state = get_state()
     logger.info("Pulling %s", reference)
     result = pull(
@@ -86,6 +105,7 @@ def pull_command(reference: str, plain_http: bool, tls_verify: bool, concurrency
         tls_verify=tls_verify,
         concurrency=concurrency,
         on_progress=state.progress(),
+        verify=manifest_verifier(verify_keys),
     )
     if not state.quiet:
         click.echo(f"Pulled {result.digest}")

@@ -8,6 +8,7 @@ import click
 
 from pymodelkit.cli.context import get_state
 from pymodelkit.cli.options import plain_http_setting, tls_options
+from pymodelkit.cli.sign import manifest_verifier, verify_option
 from pymodelkit.unpack.filters import filters_from_flags, parse_filters
 from pymodelkit.unpack.unpacker import unpack
 
@@ -28,6 +29,7 @@ __all__ = ["unpack_command"]
 @click.option("--datasets", "only_datasets", is_flag=True, hidden=True)
 @click.option("--docs", "only_docs", is_flag=True, hidden=True)
 @tls_options
+@verify_option
 def unpack_command(
     reference: str,
     directory: Path,
@@ -41,6 +43,7 @@ def unpack_command(
     only_docs: bool,
     plain_http: bool,
     tls_verify: bool,
+    verify_keys: tuple[Path, ...],
 ) -> None:
     """Unpack the ModelKit REFERENCE into a directory: from the local store, else from its registry."""
     state = get_state()
@@ -59,6 +62,7 @@ def unpack_command(
         on_progress=state.progress(),
         plain_http=plain_http_setting(plain_http),
         tls_verify=tls_verify,
+        verify=manifest_verifier(verify_keys),
     )
     if not state.quiet:
         click.echo(f"Unpacked {len(result.files)} files from {result.digest} to {directory}")

@@ -117,11 +117,20 @@ class ModelKitManager:
         """``kit inspect`` of the ModelKit (from the local store, or ``remote``)."""
         return kit.inspect(self._tag(), remote=remote)
 
-    def pack_and_push_modelkit(self, save_kitfile: bool = False, with_login_and_logout: bool = True) -> None:
+    def pack_and_push_modelkit(
+        self,
+        save_kitfile: bool = False,
+        with_login_and_logout: bool = True,
+        sign_key: str | os.PathLike[str] | None = None,
+        sign_password: bytes | None = None,
+    ) -> None:
         """Pack the working directory as the ModelKit and push it.
 
         With ``save_kitfile`` and a :attr:`kitfile` set, that Kitfile is first written to
         ``<working_directory>/Kitfile``. With ``with_login_and_logout``, log in first and out at the end.
+        With ``sign_key`` (a private key file; an addition to pykitops), the pushed manifest digest is then signed
+        as ``pymodelkit sign`` does, while still logged in; ``sign_password`` defaults to
+        ``PYMODELKIT_KEY_PASSWORD``.
         """
         tag = self._tag()
         if save_kitfile and self.kitfile is not None:
@@ -129,6 +138,13 @@ class ModelKitManager:
         with self._session(with_login_and_logout):
             kit.pack(tag, working_directory=self.working_directory)
             kit.push(tag)
+            if sign_key is not None:
+                from pymodelkit.oci.reference import parse_reference
+                from pymodelkit.signing.sign import sign
+                from pymodelkit.store import LocalStore
+
+                ref = parse_reference(tag)[0].with_default_tag()
+                sign(ref.with_digest(LocalStore().resolve(ref).digest), sign_key, password=sign_password)
 
     def pull_and_unpack_modelkit(
         self, load_kitfile: bool = False, filters: list[str] | None = None, with_login_and_logout: bool = True

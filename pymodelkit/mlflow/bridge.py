@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from pymodelkit.progress import ProgressCallback
 from pymodelkit.registry.credentials import CredentialSource
 from pymodelkit.registry.transfer import PushResult
 from pymodelkit.registry.transfer import push as push_modelkit
+from pymodelkit.signing.keys import SigningKey
+from pymodelkit.signing.sign import SignResult, resolve_signing_key, sign
 from pymodelkit.store import LocalStore
 
 __all__ = ["MODEL_DIR", "MlflowPackResult", "pack_mlflow_model"]
@@ -44,7 +47,8 @@ class MlflowPackResult:
     """What :func:`pack_mlflow_model` did: the pack (and push) results, the Kitfile and the provenance recorded.
 
     ``reference`` is the tagged reference (``None`` for an untagged pack); ``workdir`` the kept work folder (only
-    when the caller gave one: it holds ``model/`` and the generated ``Kitfile``).
+    when the caller gave one: it holds ``model/`` and the generated ``Kitfile``); ``signature`` what signing did
+    (with ``sign_key``).
     """
 
     reference: Reference | None
@@ -54,6 +58,7 @@ class MlflowPackResult:
     pack: PackResult
     push: PushResult | None = None
     workdir: Path | None = None
+    signature: SignResult | None = None
 
 
 def pack_mlflow_model(
@@ -76,6 +81,8 @@ def pack_mlflow_model(
     tls_verify: bool = True,
     ca_bundle: str | None = None,
     on_progress: ProgressCallback | None = None,
+    sign_key: SigningKey | str | os.PathLike[str] | None = None,
+    sign_password: bytes | Callable[[], bytes] | None = None,
 ) -> MlflowPackResult:
     """Turn the MLflow model ``model_uri`` into a ModelKit, with the run's provenance inside; optionally push it.
 
@@ -94,6 +101,9 @@ def pack_mlflow_model(
         workdir: an empty (or missing) folder to download into and keep; default: a temporary folder, removed.
         credentials, plain_http, tls_verify, ca_bundle: for the push, as :func:`pymodelkit.push`.
         on_progress: layer progress while packing and blob progress while pushing.
+        sign_key: after the push, sign the pushed manifest digest with this private key (or key file), as
+            :func:`pymodelkit.signing.sign` does; needs ``push``. The bridge never pulls, so it has no ``verify``.
+        sign_password: the key file's password (bytes or a callable); default: ``PYMODELKIT_KEY_PASSWORD``.
 
     Returns:
         An :class:`MlflowPackResult`.
@@ -105,6 +115,11 @@ def pack_mlflow_model(
         PackError, KitfileError, RegistryError, AuthError: from packing and pushing.
     """
     destination = _check_tag(tag, push)
+    if sign_key is not None and not push:
+        raise InvalidReferenceError("sign_key needs push=True: a ModelKit is signed in its registry")
+    # The key is loaded (and its password asked) before anything is downloaded or packed.
+    signing_key = resolve_signing_key(sign_key, password=sign_password) if sign_key is not None else None
+    signed: SignResult | None = None
     tracking = tracking_uri or mlflow.get_tracking_uri()
     client = _client(model_uri, tracking, registry_uri, explicit=tracking_uri is not None)
     own_dir = workdir is None
@@ -122,11 +137,15 @@ def pack_mlflow_model(
         if destination is not None:
             pushed = push_modelkit(destination, store=store, credentials=credentials, plain_http=plain_http,
                                    tls_verify=tls_verify, ca_bundle=ca_bundle, on_progress=on_progress)
+            if signing_key is not None:
+                signed = sign(pushed.reference.with_digest(pushed.digest), signing_key, credentials=credentials,
+                              plain_http=plain_http, tls_verify=tls_verify, ca_bundle=ca_bundle)
     finally:
         if own_dir:
             shutil.rmtree(work, ignore_errors=True)
     return MlflowPackResult(reference=packed.reference, digest=packed.digest, kitfile=packed.kitfile,
-                            provenance=provenance, pack=packed, push=pushed, workdir=None if own_dir else work)
+                            provenance=provenance, pack=packed, push=pushed, workdir=None if own_dir else work,
+                            signature=signed)
 
 
 def _check_tag(tag: str | None, push: bool) -> Reference | None:

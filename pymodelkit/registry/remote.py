@@ -28,7 +28,8 @@ from pymodelkit.errors import (
     RegistryError,
     RegistryNotFoundError,
 )
-from pymodelkit.kitfile import Kitfile, kitfile_from_json_bytes
+from pymodelkit.kitfile import Kitfile
+from pymodelkit.modelpack.convert import kitfile_for_manifest
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import Manifest
@@ -44,6 +45,7 @@ from pymodelkit.store import LocalStore, Removal
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
+    from pymodelkit.signing.verify import ManifestVerifier
 
 __all__ = [
     "MAX_CONFIG_BYTES",
@@ -73,9 +75,10 @@ class RemoteModelKit:
     config: bytes
 
     @property
-    def kitfile(self) -> Kitfile | None:
-        """The Kitfile decoded from the config (``None`` for a ModelPack artifact, whose config is not one)."""
-        return kitfile_from_json_bytes(self.config) if self.manifest.format == "kitops" else None
+    def kitfile(self) -> Kitfile:
+        """The Kitfile: the config of a KitOps ModelKit; of a ModelPack artifact, its Kitfile annotation or one rebuilt
+        from its layers. Raises ModelKitError for a ModelPack with an unknown layer type, KitfileError for a bad one."""
+        return kitfile_for_manifest(self.manifest, self.config)
 
 
 class RemoteModelKits:
@@ -112,18 +115,24 @@ class RemoteModelKits:
         self._clients: dict[str, RegistryClient] = {}
         self._fetched: dict[str, FetchedManifest] = {}  # by str(reference)
 
-    def fetch_manifest(self, ref: Reference) -> tuple[Descriptor, Manifest]:
+    def fetch_manifest(
+        self, ref: Reference, *, verify: ManifestVerifier | None = None
+    ) -> tuple[Descriptor, Manifest]:
         """Fetch the manifest ``ref`` names and download its config into the store.
+
+        ``verify`` checks the manifest's signatures first: when it raises, nothing has been written to the store.
 
         Raises:
             InvalidReferenceError: ``ref``'s registry is ``localhost`` (no registry to ask).
             RegistryNotFoundError: the registry has no such tag or digest. ModelKitError: not a model artifact.
-            RegistryError, AuthError, DigestMismatchError: as :func:`download_blob`.
+            RegistryError, AuthError, DigestMismatchError: as :func:`download_blob`. SignatureError: from ``verify``.
         """
         _require_registry(ref, "unpacking")
         client = self._client(ref.registry)
         fetched = client.fetch_manifest(ref.repository, ref.tag or str(ref.digest))
         manifest = _parse_model_manifest(ref, fetched.data, fetched.media_type)
+        if verify is not None:
+            verify(client, ref, fetched.digest)
         logger.info("fetching %s from %s (not in local storage)", ref.display(), ref.registry)
         download_blob(client, ref.repository, manifest.config, self._store, retry=self._options.retry)
         self._fetched[str(ref)] = fetched
@@ -154,6 +163,12 @@ class RemoteModelKits:
             self._store.add_manifest(ref.repo_key, fetched.data, tags=(ref.tag,) if ref.tag else ())
             logger.info("every blob of %s is now in local storage: recorded it", ref.display())
         return [d.digest for d in missing]
+
+    def verify_stored(self, ref: Reference, digest: Digest, verify: ManifestVerifier) -> None:
+        """Check, against ``ref``'s registry, the signatures of a manifest the local store already holds
+        (``digest``); nothing is fetched into the store. Raises SignatureError, RegistryError, AuthError."""
+        _require_registry(ref, "verifying a ModelKit")
+        verify(self._client(ref.registry), ref, digest)
 
     def close(self) -> None:
         """Close every registry connection."""
@@ -393,10 +408,7 @@ def _fetch_small_blob(client: RegistryClient, repository: str, blob: Descriptor)
 
 
 def _kitops_kitfile(kit: RemoteModelKit) -> Kitfile:
-    kitfile = kit.kitfile
-    if kitfile is None:
-        raise ModelKitError(f"{kit.reference.display()} is a ModelPack artifact; reading its Kitfile is not supported")
-    return kitfile
+    return kit.kitfile  # KitOps config, or a ModelPack's Kitfile annotation / rebuilt Kitfile
 
 
 def _as_reference(text: str | Reference) -> Reference:

@@ -53,6 +53,7 @@ from pymodelkit.store import LocalStore
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
+    from pymodelkit.signing.verify import ManifestVerifier
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -247,6 +248,7 @@ def pull(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_progress: ProgressCallback | None = None,
     retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+    verify: ManifestVerifier | None = None,
 ) -> PullResult:
     """Pull a ModelKit (and the parents its ``model.path`` names) from a registry into the local store.
 
@@ -254,16 +256,25 @@ def pull(
     store's ingest and is checked for size and digest before it is committed; the manifest is added with the tag
     (none when pulled by digest).
 
+    ``verify`` (e.g. ``pymodelkit.signing.verifier([key])``) checks the manifest's signatures right after it is
+    fetched, before any blob is downloaded; default: what the signature policy requires for ``reference`` (nothing
+    when there is no policy). Only the ModelKit asked for is verified, not its parents.
+
     Raises:
         InvalidReferenceError: a malformed reference, several tags, or no registry host.
         RegistryError: not found (404, naming the tag or digest), refused, unreachable, or failing past the retries.
         AuthError: credentials missing or refused. DigestMismatchError: bytes that do not match their digest.
         ModelKitError: the reference is not a ModelKit. KitfileError: a parent cycle or a chain over 10.
+        SignatureError: ``verify`` (or the policy) found no acceptable signature; nothing was stored.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     store = store if store is not None else LocalStore()
     ref = _parse(reference, "pulling")
+    if verify is None and not ref.is_local:
+        from pymodelkit.signing.policy import policy_verifier
+
+        verify = policy_verifier(ref)
     clients: dict[str, RegistryClient] = {}
 
     def client_for(registry: str) -> RegistryClient:
@@ -272,16 +283,16 @@ def pull(
                                                tls_verify=tls_verify, ca_bundle=ca_bundle, retry=retry)
         return clients[registry]
 
-    def pull_one(target: Reference) -> PullResult:
+    def pull_one(target: Reference, check: ManifestVerifier | None = None) -> PullResult:
         if target.is_local:
             raise InvalidReferenceError(
                 f"registry is required when pulling: {target.display()} has no registry host", reference=str(target)
             )
         return _pull_modelkit(client_for(target.registry), store, target, concurrency=concurrency,
-                              on_progress=on_progress, retry=retry)
+                              on_progress=on_progress, retry=retry, verify=check)
 
     try:
-        result = pull_one(ref)
+        result = pull_one(ref, verify)
         parents: list[Reference] = []
         if result.manifest.format == "kitops":
             kitfile = kitfile_from_json_bytes(store.read_blob(result.manifest.config.digest))
@@ -480,9 +491,12 @@ def _pull_modelkit(
     concurrency: int,
     on_progress: ProgressCallback | None,
     retry: RetryPolicy,
+    verify: ManifestVerifier | None = None,
 ) -> PullResult:
-    fetched = client.fetch_manifest(ref.repository, ref.tag or str(ref.digest))
+    fetched = client.fetch_manifest(ref.repository, ref.tag or str(ref.digest))  # digest-checked
     manifest = _parse_model_manifest(ref, fetched.data, fetched.media_type)
+    if verify is not None:  # before any blob is downloaded or the manifest recorded
+        verify(client, ref, fetched.digest)
     blobs = list({d.digest: d for d in [manifest.config, *(manifest.layers or ())]}.values())
     present = [d for d in blobs if store.has_blob(d.digest)]
     missing = [d for d in blobs if not store.has_blob(d.digest)]

@@ -26,12 +26,14 @@ from pymodelkit.errors import (
     KitfileError,
     ModelKitError,
     NotFoundError,
+    SignatureError,
     UnpackError,
     UnsafeArchiveError,
 )
 from pymodelkit.kitfile import Kitfile, dump_kitfile, is_modelkit_reference, kitfile_from_json_bytes
 from pymodelkit.kitfile.model import LayerElement, LayerKind
 from pymodelkit.kitfile.paths import clean_path
+from pymodelkit.modelpack import has_kitfile_annotation, kitfile_from_modelpack, parse_layer_media_type
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import Manifest
@@ -53,6 +55,7 @@ from pymodelkit.unpack.filters import (
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
     from pymodelkit.registry.remote import RemoteModelKits
+    from pymodelkit.signing.verify import ManifestVerifier
 
 __all__ = ["MAX_PARENT_REFERENCES", "UnpackResult", "unpack"]
 
@@ -104,6 +107,7 @@ def unpack(
     plain_http: bool | None = None,
     tls_verify: bool = True,
     ca_bundle: str | None = None,
+    verify: ManifestVerifier | None = None,
 ) -> UnpackResult:
     """Unpack a ModelKit from the local store, or else from its registry, into ``directory``.
 
@@ -116,12 +120,17 @@ def unpack(
         store: the local store; default: the one under ``KITOPS_HOME``.
         on_progress: called with a :class:`ProgressEvent` while layers are downloaded, verified and written.
         credentials, plain_http, tls_verify, ca_bundle: for a ModelKit read from a registry, as ``pymodelkit.pull``.
+        verify: checks the ModelKit's signatures in its registry before anything is written (to the store or to
+            ``directory``), also when the store holds it already; default: what the signature policy requires
+            (nothing when there is no policy). Parents are not verified.
 
     A ModelKit (or parent) the store does not have, whose registry is not ``localhost``, is read from the registry:
     its manifest, its config and only the selected layers are downloaded into the store (each verified before it is
     committed). The store records it under its tag only when that leaves every blob of it in the store.
 
     Raises:
+        SignatureError: ``verify`` (or the policy) found no acceptable signature, or ``verify`` was given for a
+            local-only reference (no registry host to read signatures from).
         NotFoundError: the ModelKit or a blob is not in the store (and not in a registry).
         DigestMismatchError: a blob is corrupt. RegistryError, AuthError: a registry refused or could not be reached.
         UnsafeArchiveError: a layer entry would escape ``directory``. UnpackError: a file is in the way.
@@ -130,20 +139,37 @@ def unpack(
     store = store if store is not None else LocalStore()
     ref = _parse(reference)
     active = [f if isinstance(f, UnpackFilter) else parse_filter(f) for f in filters]
+    if verify is not None and ref.is_local:
+        raise SignatureError(
+            f"cannot verify a local-only ModelKit: {ref.display()} has no registry host to read signatures from",
+            reference=str(ref),
+        )
+    if verify is None and not ref.is_local:
+        from pymodelkit.signing.policy import policy_verifier
+
+        verify = policy_verifier(ref)
+    pending = [verify] if verify is not None else []  # for the ModelKit asked for (the first fetch), not parents
 
     with contextlib.ExitStack() as stack:
         remote: list[RemoteModelKits] = []  # opened for the first ModelKit the store does not have
 
-        def fetch(target: Reference) -> tuple[Descriptor, Manifest]:
-            if target.is_local or _is_stored(store, target):
-                return store.read_manifest(target)
+        def registry() -> RemoteModelKits:
             if not remote:
                 from pymodelkit.registry.remote import RemoteModelKits
 
                 opened = RemoteModelKits(store, credentials=credentials, plain_http=plain_http,
                                          tls_verify=tls_verify, ca_bundle=ca_bundle, on_progress=on_progress)
                 remote.append(stack.enter_context(opened))
-            return remote[0].fetch_manifest(target)
+            return remote[0]
+
+        def fetch(target: Reference) -> tuple[Descriptor, Manifest]:
+            check = pending.pop() if pending and target == ref else None
+            if target.is_local or _is_stored(store, target):
+                found = store.read_manifest(target)
+                if check is not None:
+                    registry().verify_stored(target, found[0].digest, check)
+                return found
+            return registry().fetch_manifest(target, verify=check)
 
         steps = _plan(store, ref, active, visited=[], fetch=fetch)
         if remote:  # between planning and verification: download the selected layers of what came from a registry
@@ -200,9 +226,14 @@ def _plan(
     if len(visited) > MAX_PARENT_REFERENCES:
         raise KitfileError(f"reached maximum number of model references: [{'=>'.join(visited)}]")
     descriptor, manifest = fetch(ref)
-    if manifest.format != "kitops":
-        raise ModelKitError(f"{ref.display()} is a ModelPack artifact; unpacking ModelPack is not supported yet")
-    kitfile = kitfile_from_json_bytes(store.read_blob(manifest.config.digest))
+    has_kitfile = True
+    if manifest.format == "modelpack":  # the Kitfile annotation, else one rebuilt from the layers (modelpack.md §8)
+        kitfile = kitfile_from_modelpack(manifest, store.read_blob(manifest.config.digest))
+        has_kitfile = has_kitfile_annotation(manifest)
+        if not has_kitfile:
+            logger.warning("Artifact does not include Kitfile: functionality may be impacted")
+    else:
+        kitfile = kitfile_from_json_bytes(store.read_blob(manifest.config.digest))
     steps: list[_ModelKitStep] = []
     is_parent = bool(visited)
     if kitfile.model is not None and is_modelkit_reference(kitfile.model.path):
@@ -218,7 +249,7 @@ def _plan(
         reference=ref,
         digest=descriptor.digest,
         kitfile=kitfile,
-        write_kitfile=not is_parent and should_unpack_kitfile(filters),
+        write_kitfile=has_kitfile and not is_parent and should_unpack_kitfile(filters),
     )
     step.layers = _select_layers(manifest, kitfile, filters)
     steps.append(step)
@@ -247,14 +278,14 @@ def _select_layers(manifest: Manifest, kitfile: Kitfile, filters: list[UnpackFil
                 layer = by_digest.get(element.digest)
                 if layer is None:
                     raise UnpackError(f"layer {element.digest} of {kind} {element.path!r} is not in the manifest")
-                selected.append(_LayerStep(layer, LayerMediaType.parse(layer.media_type), element.path))
+                selected.append(_LayerStep(layer, parse_layer_media_type(layer.media_type), element.path))
         return selected
     # Kitfiles without digests (very old ModelKits): pair manifest layers with elements by type, in order.
     queues: dict[str, list[tuple[LayerKind, LayerElement]]] = {}
     for kind, element in elements:
         queues.setdefault(MEDIA_BASE[kind], []).append((kind, element))
     for layer in layers:
-        media_type = LayerMediaType.parse(layer.media_type)
+        media_type = parse_layer_media_type(layer.media_type)
         queue = queues.get(media_type.base) or []
         if not queue:
             raise ModelKitError(f"manifest layer {layer.digest} has no matching entry in the Kitfile")
