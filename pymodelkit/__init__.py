@@ -66,8 +66,8 @@ if TYPE_CHECKING:
     from pymodelkit.registry.copy import copy
     from pymodelkit.registry.login import login, logout
     from pymodelkit.registry.transfer import PullResult, PushResult, pull, push
-    from pymodelkit.signing.sign import sign
-    from pymodelkit.signing.verify import verify
+    from pymodelkit.signing.signer import sign
+    from pymodelkit.signing.verification import verify
     from pymodelkit.store import LocalStore
     from pymodelkit.transports import LoadResult, load, save
     from pymodelkit.unpack.filters import UnpackFilter, parse_filter
@@ -100,8 +100,8 @@ _LAZY = {
     "pymodelkit.registry.copy": ("copy",),
     "pymodelkit.ocilayout.endpoint": ("CopyResult",),
     "pymodelkit.transports": ("LoadResult", "load", "save"),
-    "pymodelkit.signing.sign": ("sign",),
-    "pymodelkit.signing.verify": ("verify",),
+    "pymodelkit.signing.signer": ("sign",),
+    "pymodelkit.signing.verification": ("verify",),
     "pymodelkit.store": ("LocalStore",),
     "pymodelkit.unpack.filters": ("UnpackFilter", "parse_filter"),
     "pymodelkit.unpack.unpacker": ("UnpackResult", "unpack"),

@@ -19,7 +19,7 @@ from pymodelkit.cli.options import plain_http_setting, tls_options
 from pymodelkit.errors import SigningKeyError
 
 if TYPE_CHECKING:
-    from pymodelkit.signing.verify import ManifestVerifier
+    from pymodelkit.signing.verification import ManifestVerifier
 
 __all__ = [
     "annotation_options",
@@ -131,7 +131,7 @@ def sign_command(
     """Sign the manifest of the ModelKit REFERENCE in its registry, as `cosign sign --key` does (no tlog)."""
     if not bundle and not legacy:
         raise click.UsageError("--no-legacy needs --bundle: nothing would be written")
-    from pymodelkit.signing.sign import sign
+    from pymodelkit.signing.signer import sign
 
     state = get_state()
     result = sign(
@@ -159,7 +159,7 @@ def verify_command(
     """Verify the signatures of the ModelKit REFERENCE, as `cosign verify --key --insecure-ignore-tlog=true` does.
 
     Prints the payload of each signature that verified, one JSON line each; exits 14 when none does."""
-    from pymodelkit.signing.verify import verify
+    from pymodelkit.signing.verification import verify
 
     state = get_state()
     result = verify(reference, list(keys), annotations=parse_annotations(annotations),
@@ -177,6 +177,6 @@ def manifest_verifier(keys: Sequence[Path]) -> ManifestVerifier | None:
     """The library ``verify=`` value for ``--verify`` options: a verifier, or ``None`` (the policy applies)."""
     if not keys:
         return None
-    from pymodelkit.signing.verify import verifier
+    from pymodelkit.signing.verification import verifier
 
     return verifier(list(keys))

@@ -140,7 +140,7 @@ class ModelKitManager:
             kit.push(tag)
             if sign_key is not None:
                 from pymodelkit.oci.reference import parse_reference
-                from pymodelkit.signing.sign import sign
+                from pymodelkit.signing.signer import sign
                 from pymodelkit.store import LocalStore
 
                 ref = parse_reference(tag)[0].with_default_tag()

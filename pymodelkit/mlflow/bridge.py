@@ -31,7 +31,7 @@ from pymodelkit.registry.credentials import CredentialSource
 from pymodelkit.registry.transfer import PushResult
 from pymodelkit.registry.transfer import push as push_modelkit
 from pymodelkit.signing.keys import SigningKey
-from pymodelkit.signing.sign import SignResult, resolve_signing_key, sign
+from pymodelkit.signing.signer import SignResult, resolve_signing_key, sign
 from pymodelkit.store import LocalStore
 
 __all__ = ["MODEL_DIR", "MlflowPackResult", "pack_mlflow_model"]
@@ -102,7 +102,7 @@ def pack_mlflow_model(
         credentials, plain_http, tls_verify, ca_bundle: for the push, as :func:`pymodelkit.push`.
         on_progress: layer progress while packing and blob progress while pushing.
         sign_key: after the push, sign the pushed manifest digest with this private key (or key file), as
-            :func:`pymodelkit.signing.sign` does; needs ``push``. The bridge never pulls, so it has no ``verify``.
+            :func:`pymodelkit.signing.signer` does; needs ``push``. The bridge never pulls, so it has no ``verify``.
         sign_password: the key file's password (bytes or a callable); default: ``PYMODELKIT_KEY_PASSWORD``.
 
     Returns:

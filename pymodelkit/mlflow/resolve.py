@@ -23,17 +23,20 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 import mlflow
 import yaml
-from mlflow.entities import LoggedModel, Run
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from pymodelkit.errors import ModelKitError, NotFoundError
 from pymodelkit.kitfile.mlmodel import MLMODEL_FILE
 from pymodelkit.mlflow.provenance import redact_uri
+
+if TYPE_CHECKING:
+    from mlflow.entities import LoggedModel  # MLflow 3 only: annotations alone, so 2.x imports this module
 
 __all__ = [
     "REGISTERED_MODEL_META_FILE",

@@ -45,7 +45,7 @@ from pymodelkit.store import LocalStore, Removal
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
-    from pymodelkit.signing.verify import ManifestVerifier
+    from pymodelkit.signing.verification import ManifestVerifier
 
 __all__ = [
     "MAX_CONFIG_BYTES",

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
         write_key_pair,
     )
     from pymodelkit.signing.policy import Policy, PolicyRule, load_policy, policy_verifier
-    from pymodelkit.signing.sign import SignResult, sign
-    from pymodelkit.signing.verify import ManifestVerifier, VerifiedSignature, VerifyResult, verifier, verify
+    from pymodelkit.signing.signer import SignResult, sign
+    from pymodelkit.signing.verification import ManifestVerifier, VerifiedSignature, VerifyResult, verifier, verify
 
 _LAZY = {
     "pymodelkit.signing.keys": (
@@ -30,8 +30,8 @@ _LAZY = {
         "write_key_pair",
     ),
     "pymodelkit.signing.policy": ("Policy", "PolicyRule", "load_policy", "policy_verifier"),
-    "pymodelkit.signing.sign": ("SignResult", "sign"),
-    "pymodelkit.signing.verify": ("ManifestVerifier", "VerifiedSignature", "VerifyResult", "verifier", "verify"),
+    "pymodelkit.signing.signer": ("SignResult", "sign"),
+    "pymodelkit.signing.verification": ("ManifestVerifier", "VerifiedSignature", "VerifyResult", "verifier", "verify"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pymodelkit.oci.digest import Digest
     from pymodelkit.registry.client import RegistryClient
     from pymodelkit.signing.keys import VerificationKey
-    from pymodelkit.signing.verify import ManifestVerifier
+    from pymodelkit.signing.verification import ManifestVerifier
 
 __all__ = ["ACCEPT_ANYTHING", "DEFAULT_PREFIX", "Policy", "PolicyRule", "load_policy", "policy_verifier"]
 
@@ -147,7 +147,7 @@ def policy_verifier(
     if rule is None or rule.keys is None:
         return None
     keys = loaded.keys_for(ref) or []
-    from pymodelkit.signing.verify import verify_manifest
+    from pymodelkit.signing.verification import verify_manifest
 
     where, prefix = loaded.path, rule.prefix
 

@@ -55,7 +55,7 @@ from pymodelkit.unpack.filters import (
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
     from pymodelkit.registry.remote import RemoteModelKits
-    from pymodelkit.signing.verify import ManifestVerifier
+    from pymodelkit.signing.verification import ManifestVerifier
 
 __all__ = ["MAX_PARENT_REFERENCES", "UnpackResult", "unpack"]
 
