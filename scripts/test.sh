@@ -30,5 +30,7 @@ echo "== ruff"
 "$venv/bin/ruff" check .
 echo "== mypy"
 "$venv/bin/mypy"
+echo "== modelkit:// plugin tests on the lowest MLflow pyproject.toml allows (scripts/test_mlflow_lowest.sh)"
+bash scripts/test_mlflow_lowest.sh -q
 echo "== pytest"
 "$venv/bin/pytest" "$@"
