@@ -1,4 +1,5 @@
-"""``pymodelkit pack DIRECTORY``: one call of :func:`pymodelkit.pack`."""
+"""``pymodelkit pack DIRECTORY``: one call of :func:`pymodelkit.pack`, or of :func:`pymodelkit.pack_and_push` with
+``--push``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import click
 
 from pymodelkit.cli.context import get_state
+from pymodelkit.cli.options import plain_http_setting, tls_options
 from pymodelkit.kitfile import Kitfile, load_kitfile
 from pymodelkit.pack.compression import COMPRESSION_CHOICES
 from pymodelkit.pack.pipeline import LAYER_FORMATS, pack
@@ -25,7 +27,19 @@ __all__ = ["pack_command"]
               help="Layer compression; only 'none' is byte-identical to kit.")
 @click.option("--layer-format", type=click.Choice(LAYER_FORMATS), default="tar", show_default=True,
               help="tar layers, or raw (each layer path must be one regular file).")
-def pack_command(directory: Path, kitfile: str | None, tag: str | None, compression: str, layer_format: str) -> None:
+@click.option("--link", is_flag=True,
+              help="Hard-link uncompressed raw layer files into the store instead of copying them (the blob then "
+                   "shares the file: do not edit it in place afterwards).")
+@click.option("--no-digest-cache", is_flag=True,
+              help="Hash every layer again even if its files are unchanged since the last pack.")
+@click.option("--push", "push_after", is_flag=True, help="Push the ModelKit to the registry of --tag once packed.")
+@click.option("--no-store", is_flag=True,
+              help="With --push: stream the layers to the registry as they are produced, storing nothing locally.")
+@tls_options
+def pack_command(
+    directory: Path, kitfile: str | None, tag: str | None, compression: str, layer_format: str, link: bool,
+    no_digest_cache: bool, push_after: bool, no_store: bool, plain_http: bool, tls_verify: bool,
+) -> None:
     """Pack DIRECTORY into a ModelKit in the local store."""
     state = get_state()
     spec: str | Kitfile | None = kitfile
@@ -33,7 +47,33 @@ def pack_command(directory: Path, kitfile: str | None, tag: str | None, compress
         if sys.stdin.isatty():
             raise click.UsageError("-f - reads the Kitfile from stdin, but stdin is a terminal")
         spec = load_kitfile(sys.stdin.read(), source="<stdin>")
-    result = pack(
+    if no_store and not push_after:
+        raise click.UsageError("--no-store needs --push (a ModelKit must go somewhere)")
+    if push_after:
+        if not tag:
+            raise click.UsageError("--push needs --tag with a registry (registry/repository[:tag])")
+        from pymodelkit.pack.streampush import pack_and_push
+
+        result = pack_and_push(
+            directory,
+            tag,
+            kitfile=spec,
+            compression=compression,
+            layer_format=layer_format,
+            store=state.store(),
+            no_store=no_store,
+            plain_http=plain_http_setting(plain_http),
+            tls_verify=tls_verify,
+            on_progress=state.progress(),
+            link=link,
+            digest_cache=not no_digest_cache,
+        )
+        if not state.quiet:
+            if result.stored:
+                click.echo(f"Model saved: {result.pack.digest}")
+            click.echo(f"Pushed {result.push.digest}")
+        return
+    packed = pack(
         directory,
         kitfile=spec,
         tag=tag,
@@ -41,6 +81,8 @@ def pack_command(directory: Path, kitfile: str | None, tag: str | None, compress
         layer_format=layer_format,
         store=state.store(),
         on_progress=state.progress(),
+        link=link,
+        digest_cache=not no_digest_cache,
     )
     if not state.quiet:
-        click.echo(f"Model saved: {result.digest}")
+        click.echo(f"Model saved: {packed.digest}")

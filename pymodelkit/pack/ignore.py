@@ -223,6 +223,11 @@ class IgnoreMatcher:
 
 
 def _clean(path: str) -> str:
+    # Already clean (the walk's paths nearly always are): no empty, "." or ".." element, no trailing slash, no space
+    # to trim. Anything else takes the full Clean.
+    if path and "//" not in path and "/." not in path and path[0] != "." and path[-1] != "/" \
+            and path[0] not in _GO_SPACE and path[-1] not in _GO_SPACE:
+        return path
     return clean_path(path.strip(_GO_SPACE))
 
 

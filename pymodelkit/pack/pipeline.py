@@ -1,20 +1,22 @@
 """``pack``: a directory and its Kitfile in, a ModelKit in the local store out.
 
-Each layer is streamed once: the walk yields entries, the tar writer reads each file into one reused buffer, the
-codec compresses, and the store's ingest writer hashes and writes; nothing holds a file in memory. Then the config
-(the Kitfile with every layer's digest and diffId) and the manifest are stored, and the tags are set. A failure at
-any point leaves the store as it was, apart from layer blobs nothing references yet (``gc`` removes them).
+Each layer's inputs are gathered first, in manifest order on the calling thread (the walks, kit's checks and
+warnings, the digest-cache keys); a layer whose key the digest cache knows and whose blob is still in the store is
+reused without reading a byte (:mod:`pymodelkit.pack.digestcache`). The others are built by a small pool of
+threads, :data:`LAYER_WORKERS` at a time, each streamed once through hashing, compression and the store's ingest
+(:mod:`pymodelkit.pack.layers`). Then the config (the Kitfile with every layer's digest and diffId, in manifest
+order whatever order the layers finished in) and the manifest are stored, and the tags are set. A failure at any
+point leaves the store as it was, apart from layer blobs nothing references yet (``gc`` removes them); the error
+raised is that of the first failing layer in manifest order.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import logging
 import os
-import stat
-import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,41 +25,42 @@ from pymodelkit.errors import InvalidReferenceError, NotFoundError, PackError
 from pymodelkit.kitfile import Kitfile, kitfile_to_json_bytes, read_kitfile, validate_kitfile
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
-from pymodelkit.oci.gojson import Struct, go_json_bytes
 from pymodelkit.oci.manifest import Manifest
-from pymodelkit.oci.mediatypes import (
-    ANNOTATION_CREATED,
-    ANNOTATION_FILE_METADATA,
-    ANNOTATION_FILEPATH,
-    ANNOTATION_LAYER_SUBTYPE,
-    ANNOTATION_TOOL_VERSION,
-    MEDIA_TYPE_MODELKIT_CONFIG,
-    LayerMediaType,
-)
+from pymodelkit.oci.mediatypes import ANNOTATION_CREATED, ANNOTATION_TOOL_VERSION, MEDIA_TYPE_MODELKIT_CONFIG
 from pymodelkit.oci.reference import DEFAULT_REGISTRY, UNTAGGED_REPOSITORY, Reference, parse_reference
-from pymodelkit.pack.compression import COMPRESSION_CHOICES, media_type_compression, open_compressing_writer
+from pymodelkit.pack.compression import COMPRESSION_CHOICES
+from pymodelkit.pack.digestcache import DigestCache
 from pymodelkit.pack.ignore import IgnoreMatcher
+from pymodelkit.pack.layers import (
+    BuiltLayer,
+    LayerJob,
+    StoreTarget,
+    build_layer,
+    cached_entry,
+    job_media_type,
+    layer_descriptor,
+    prepare_layer,
+)
 from pymodelkit.pack.parents import parent_layer_paths, resolve_parent_chain
-from pymodelkit.pack.plan import PlannedLayer, plan_layers
-from pymodelkit.pack.tarstream import write_tar
-from pymodelkit.pack.walk import walk_layer
+from pymodelkit.pack.plan import LayerPlan, plan_layers
 from pymodelkit.progress import ProgressCallback, ProgressEvent
 from pymodelkit.settings import created_time
 from pymodelkit.store import LocalStore
 
-__all__ = ["KITFILE_NAMES", "LAYER_FORMATS", "PackResult", "find_kitfile", "pack"]
+__all__ = ["KITFILE_NAMES", "LAYER_FORMATS", "LAYER_WORKERS", "PackResult", "find_kitfile", "pack"]
 
 logger = logging.getLogger(__name__)
 
 KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
 LAYER_FORMATS = ("tar", "raw")
-_READ_BYTES = 4 << 20
+LAYER_WORKERS = 2  # layers built at once; each layer's stages already run on threads of their own
 
 
 @dataclass(frozen=True, slots=True)
 class PackResult:
     """What ``pack`` stored: the manifest (and its digest and bytes), the config bytes, the filled-in Kitfile, and
-    the reference it was tagged as (``None`` for an untagged pack, stored in ``localhost/_``)."""
+    the reference it was tagged as (``None`` for an untagged pack, stored in ``localhost/_``). ``reused``: the layer
+    digests taken from the digest cache, not re-read."""
 
     digest: Digest
     manifest: Manifest
@@ -66,6 +69,19 @@ class PackResult:
     kitfile: Kitfile
     reference: Reference | None
     tags: tuple[str, ...]
+    reused: tuple[Digest, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PackInputs:
+    """A pack's inputs, checked and gathered before any layer is built (shared with the streaming push)."""
+
+    context: Path
+    reference: Reference | None
+    extra_tags: tuple[str, ...]
+    kitfile: Kitfile
+    plan: LayerPlan
+    jobs: tuple[LayerJob, ...]
 
 
 def find_kitfile(context: Path) -> Path:
@@ -87,6 +103,8 @@ def pack(
     store: LocalStore | None = None,
     on_progress: ProgressCallback | None = None,
     annotations: Mapping[str, str] | None = None,
+    link: bool = False,
+    digest_cache: bool = True,
 ) -> PackResult:
     """Pack the directory ``context`` into a ModelKit in the local store.
 
@@ -99,9 +117,15 @@ def pack(
         compression: ``none`` (byte-identical to kit), ``gzip``, ``gzip-fastest`` or ``zstd``.
         layer_format: ``tar``, or ``raw`` (each layer path must then be one regular file).
         store: the local store; default: the one under ``KITOPS_HOME``.
-        on_progress: called with a :class:`ProgressEvent` per chunk of each layer (key = the layer's path).
+        on_progress: called with a :class:`ProgressEvent` per chunk of each layer (key = the layer's path); layers
+            are built on worker threads, so it is called from them.
         annotations: extra manifest annotations (e.g. provenance); they must not set the created or tool-version
             keys pack writes itself.
+        link: uncompressed raw layers (``layer_format="raw"``, mcpb) are hard-linked into the store, not copied,
+            when the file is on the store's filesystem: the blob then shares the file's inode and keeps its mode
+            (pack never changes the file); editing the file in place afterwards corrupts the blob (``fsck`` tells).
+        digest_cache: reuse layers whose files have not changed since a previous pack into this store
+            (:mod:`pymodelkit.pack.digestcache`), and record the layers built now.
 
     Returns:
         A :class:`PackResult`.
@@ -111,6 +135,62 @@ def pack(
         long or has a cycle. PackError: a path is missing or not packable. InvalidReferenceError: ``tag`` does not
         parse. NotFoundError: no Kitfile, or a parent ModelKit is not in the local store.
     """
+    store = store if store is not None else LocalStore()
+    inputs = gather_inputs(context, kitfile=kitfile, tag=tag, compression=compression, layer_format=layer_format,
+                           store=store, annotations=annotations)
+    cache = DigestCache.for_home(store.home) if digest_cache else None
+    reused: list[Digest] = []
+
+    def build(job: LayerJob) -> BuiltLayer:
+        if cache is not None:
+            hit = lookup_cached(cache, job, lambda digest, size: _store_has(store, digest, size), on_progress)
+            if hit is not None:
+                reused.append(hit.descriptor.digest)
+                return hit
+        built = build_layer(job, lambda: [StoreTarget(store)], on_progress, link_store=store if link else None)
+        if cache is not None:
+            cache.record(job.cache_key, cached_entry(job, built), job.newest_ns)
+        return built
+
+    built = build_layers(inputs.jobs, build)
+    filled, config_bytes, manifest = assemble(inputs, built, annotations)
+    config_digest = store.write_blob(config_bytes, mode=0o444)
+    assert config_digest == manifest.config.digest
+    manifest_bytes = manifest.to_json_bytes()
+    tags: tuple[str, ...] = ()
+    reference = inputs.reference
+    if reference is None:
+        repo_key = f"{DEFAULT_REGISTRY}/{UNTAGGED_REPOSITORY}"
+    else:
+        repo_key, tags = reference.repo_key, (reference.tag, *inputs.extra_tags)
+    descriptor = store.add_manifest(repo_key, manifest_bytes, tags=tags)
+    if cache is not None:
+        cache.save()
+    logger.info("Model saved: %s", descriptor.digest)
+    return PackResult(
+        digest=descriptor.digest,
+        manifest=manifest,
+        manifest_bytes=manifest_bytes,
+        config_bytes=config_bytes,
+        kitfile=filled,
+        reference=reference,
+        tags=tuple(tags),
+        reused=tuple(d for d in (b.descriptor.digest for b in built) if d in set(reused)),
+    )
+
+
+def gather_inputs(
+    context: str | os.PathLike[str],
+    *,
+    kitfile: str | os.PathLike[str] | Kitfile | None,
+    tag: str | None,
+    compression: str,
+    layer_format: str,
+    store: LocalStore,
+    annotations: Mapping[str, str] | None,
+) -> PackInputs:
+    """Check the options, read the Kitfile and its parents, plan the layers and gather each layer's inputs (the
+    walks run here, in manifest order, with kit's warnings). Raises as :func:`pack`."""
     if compression not in COMPRESSION_CHOICES:
         raise PackError(f"invalid compression {compression!r}: must be one of {', '.join(COMPRESSION_CHOICES)}")
     if layer_format not in LAYER_FORMATS:
@@ -121,32 +201,71 @@ def pack(
     context_dir = Path(context).absolute()
     if not context_dir.is_dir():
         raise PackError(f"context directory {context} does not exist or is not a directory", path=str(context))
-    store = store if store is not None else LocalStore()
     reference, extra_tags = _parse_tag(tag)
     spec = _load_kitfile(context_dir, kitfile)
     for warning in validate_kitfile(spec):
         logger.warning("%s", warning)
-
     start = reference.display() if reference is not None else ""
     parents = resolve_parent_chain(spec, start, lambda ref: _fetch_local(store, ref))
     plan = plan_layers(spec, parent_layer_paths(parents))
     matcher = IgnoreMatcher.load(context_dir, plan.exclusions)
+    jobs = tuple(prepare_layer(context_dir, layer, matcher, compression, layer_format, _warn) for layer in plan.layers)
+    return PackInputs(context_dir, reference, tuple(extra_tags), spec, plan, jobs)
 
-    filled = spec.copy()
+
+def lookup_cached(
+    cache: DigestCache,
+    job: LayerJob,
+    present: Callable[[Digest, int], bool],
+    on_progress: ProgressCallback | None,
+) -> BuiltLayer | None:
+    """The layer from the digest cache, if recorded for these inputs and ``present(digest, size)`` confirms the blob
+    is where it is needed; else None."""
+    hit = cache.lookup(job.cache_key)
+    if hit is None or hit.media_type != job_media_type(job) or not present(hit.digest, hit.size):
+        return None
+    if on_progress is not None:
+        on_progress(ProgressEvent(job.layer.path, job.size, job.size, finished=True))
+    kind = "mcpb" if job.layer.kind == "mcpserver" else job.layer.kind
+    logger.info("Already saved %s layer: %s (unchanged since the last pack)", kind, hit.digest)
+    return BuiltLayer(layer_descriptor(job, hit.digest, hit.size, hit.media_type), hit.diff_id, reused=True)
+
+
+def build_layers(
+    jobs: Sequence[LayerJob], build: Callable[[LayerJob], BuiltLayer], workers: int = LAYER_WORKERS
+) -> list[BuiltLayer]:
+    """``build`` every job, ``workers`` at a time; the results in job order. On failure the first failing job's
+    error (in job order) is raised once every started job has ended; jobs not started yet are not started."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [build(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="pack-layer") as pool:
+        futures: list[Future[BuiltLayer]] = [pool.submit(build, job) for job in jobs]
+        try:
+            for future in futures:
+                if future.exception() is not None:
+                    break
+        finally:
+            for future in futures:
+                future.cancel()
+    return [future.result() for future in futures]
+
+
+def assemble(
+    inputs: PackInputs, built: Sequence[BuiltLayer], annotations: Mapping[str, str] | None
+) -> tuple[Kitfile, bytes, Manifest]:
+    """The filled-in Kitfile, the config bytes and the manifest for the built layers (in plan order)."""
+    filled = inputs.kitfile.copy()
     filled_elements = [element for _, element in filled.elements()]
-    element_index = {id(element): i for i, (_, element) in enumerate(spec.elements())}
+    element_index = {id(element): i for i, (_, element) in enumerate(inputs.kitfile.elements())}
     layers: list[Descriptor] = []
-    for layer in plan.layers:
-        descriptor, diff_id = _build_layer(store, context_dir, layer, matcher, compression, layer_format, on_progress)
+    for layer, result in zip(inputs.plan.layers, built, strict=True):
         target = filled_elements[element_index[id(layer.element)]]
-        target.digest = str(descriptor.digest)
-        target.diff_id = str(diff_id)
-        layers.append(descriptor)
-
+        target.digest = str(result.descriptor.digest)
+        target.diff_id = str(result.diff_id)
+        layers.append(result.descriptor)
     config_bytes = kitfile_to_json_bytes(filled)
-    config_digest = store.write_blob(config_bytes, mode=0o444)
     manifest = Manifest(
-        config=Descriptor(MEDIA_TYPE_MODELKIT_CONFIG, config_digest, len(config_bytes)),
+        config=Descriptor(MEDIA_TYPE_MODELKIT_CONFIG, Digest.from_bytes(config_bytes), len(config_bytes)),
         layers=tuple(layers) if layers else None,
         annotations={
             **(annotations or {}),
@@ -154,23 +273,14 @@ def pack(
             ANNOTATION_CREATED: _format_created(created_time()),
         },
     )
-    manifest_bytes = manifest.to_json_bytes()
-    tags: tuple[str, ...] = ()
-    if reference is None:
-        repo_key = f"{DEFAULT_REGISTRY}/{UNTAGGED_REPOSITORY}"
-    else:
-        repo_key, tags = reference.repo_key, (reference.tag, *extra_tags)
-    descriptor = store.add_manifest(repo_key, manifest_bytes, tags=tags)
-    logger.info("Model saved: %s", descriptor.digest)
-    return PackResult(
-        digest=descriptor.digest,
-        manifest=manifest,
-        manifest_bytes=manifest_bytes,
-        config_bytes=config_bytes,
-        kitfile=filled,
-        reference=reference,
-        tags=tuple(tags),
-    )
+    return filled, config_bytes, manifest
+
+
+def _store_has(store: LocalStore, digest: Digest, size: int) -> bool:
+    try:
+        return store.blob_path(digest).stat().st_size == size
+    except OSError:
+        return False
 
 
 def _parse_tag(tag: str | None) -> tuple[Reference | None, list[str]]:
@@ -201,134 +311,6 @@ def _fetch_local(store: LocalStore, ref: Reference) -> tuple[Manifest, bytes]:
 
 def _format_created(when: _dt.datetime) -> str:
     return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _layer_annotations(layer: PlannedLayer) -> dict[str, str]:
-    annotations = {ANNOTATION_FILEPATH: layer.clean_path}
-    if layer.kind == "prompt":
-        annotations[ANNOTATION_LAYER_SUBTYPE] = "prompt"
-    return annotations
-
-
-def _build_layer(
-    store: LocalStore,
-    context: Path,
-    layer: PlannedLayer,
-    matcher: IgnoreMatcher,
-    compression: str,
-    layer_format: str,
-    on_progress: ProgressCallback | None,
-) -> tuple[Descriptor, Digest]:
-    if layer.kind == "mcpserver":
-        return _build_raw_layer(store, context, layer, "none", on_progress, check_mcpb=True)
-    if layer_format == "raw":
-        return _build_raw_layer(store, context, layer, compression, on_progress)
-
-    diff_hasher = hashlib.sha256() if compression != "none" else None
-    done = 0
-    with store.ingest() as writer:
-        compressor = open_compressing_writer(compression, writer.write)
-
-        def sink(chunk: memoryview) -> None:
-            nonlocal done
-            if diff_hasher is not None:
-                diff_hasher.update(chunk)
-            compressor.write(chunk)
-            done += len(chunk)
-            if on_progress is not None:
-                on_progress(ProgressEvent(layer.path, done))
-
-        entries = walk_layer(context, layer.path, matcher, on_warning=_warn, layer_type=layer.kind)
-        write_tar(entries, sink)
-        compressor.close()
-        digest, size = writer.commit(mode=0o600)
-    if on_progress is not None:
-        on_progress(ProgressEvent(layer.path, done, done, finished=True))
-    diff_id = Digest("sha256", diff_hasher.hexdigest()) if diff_hasher is not None else digest
-    media_type = LayerMediaType(layer.media_base, "tar", media_type_compression(compression))
-    logger.info("Saved %s layer: %s", layer.kind, digest)
-    return Descriptor(str(media_type), digest, size, _layer_annotations(layer)), diff_id
-
-
-def _build_raw_layer(
-    store: LocalStore,
-    context: Path,
-    layer: PlannedLayer,
-    compression: str,
-    on_progress: ProgressCallback | None,
-    *,
-    check_mcpb: bool = False,
-) -> tuple[Descriptor, Digest]:
-    path = context / layer.clean_path
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise PackError(f"path {layer.path} does not exist", path=layer.path) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise PackError(f"file {layer.path} is not a regular file", path=layer.path)
-    if check_mcpb:
-        _check_mcpb(path, layer.path)
-    diff_hasher = hashlib.sha256() if compression != "none" else None
-    buffer = bytearray(_READ_BYTES)
-    view = memoryview(buffer)
-    done = 0
-    with store.ingest() as writer, open(path, "rb", buffering=0) as source:
-        compressor = open_compressing_writer(compression, writer.write)
-        while count := source.readinto(buffer):
-            chunk = view[:count]
-            if diff_hasher is not None:
-                diff_hasher.update(chunk)
-            compressor.write(chunk)
-            done += count
-            if on_progress is not None:
-                on_progress(ProgressEvent(layer.path, done, info.st_size))
-        compressor.close()
-        if done != info.st_size:
-            raise PackError(f"file {layer.path} changed size while it was being packed", path=layer.path)
-        digest, size = writer.commit(mode=0o600)
-    if on_progress is not None:
-        on_progress(ProgressEvent(layer.path, done, done, finished=True))
-    diff_id = Digest("sha256", diff_hasher.hexdigest()) if diff_hasher is not None else digest
-    annotations = _layer_annotations(layer)
-    annotations[ANNOTATION_FILE_METADATA] = _raw_metadata(path, info)
-    if check_mcpb:
-        media_type = "application/vnd.kitops.modelkit.mcpb.v1.raw"
-        logger.info("Saved mcpb layer: %s", digest)
-    else:
-        media_type = str(LayerMediaType(layer.media_base, "raw", media_type_compression(compression)))
-        logger.info("Saved %s layer: %s", layer.kind, digest)
-    return Descriptor(media_type, digest, size, annotations), diff_id
-
-
-def _check_mcpb(path: Path, display: str) -> None:
-    try:
-        with zipfile.ZipFile(path) as bundle:
-            names = bundle.namelist()
-    except (zipfile.BadZipFile, OSError):
-        raise PackError(f"invalid mcpb bundle {display}: not a ZIP archive", path=display) from None
-    if "manifest.json" not in names:
-        raise PackError(f"invalid mcpb bundle {display}: no manifest.json at its root", path=display)
-
-
-def _raw_metadata(path: Path, info: os.stat_result) -> str:
-    """kit's ``org.cncf.model.file.metadata+json``: name, mode, uid, gid, size, mtime (local, RFC 3339 nano)."""
-    mtime = _dt.datetime.fromtimestamp(info.st_mtime_ns // 1_000_000_000).astimezone()
-    nanos = info.st_mtime_ns % 1_000_000_000
-    text = mtime.strftime("%Y-%m-%dT%H:%M:%S")
-    if nanos:
-        text += ("." + f"{nanos:09d}").rstrip("0")
-    offset = mtime.strftime("%z")
-    text += "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
-    metadata = Struct(
-        name=path.name,
-        mode=stat.S_IMODE(info.st_mode),
-        uid=0,
-        gid=0,
-        size=info.st_size,
-        mtime=text,
-        typeflag=0,
-    )
-    return go_json_bytes(metadata).decode("utf-8")
 
 
 def _warn(message: str) -> None:

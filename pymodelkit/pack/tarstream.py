@@ -16,7 +16,7 @@ from pymodelkit.errors import PackError
 from pymodelkit.kitfile.paths import clean_path
 from pymodelkit.pack.walk import TarEntry
 
-__all__ = ["BLOCK_SIZE", "DEFAULT_BUFFER_BYTES", "END_OF_ARCHIVE", "tar_header_blocks", "write_tar"]
+__all__ = ["BLOCK_SIZE", "DEFAULT_BUFFER_BYTES", "END_OF_ARCHIVE", "stream_tar", "tar_header_blocks", "write_tar"]
 
 BLOCK_SIZE = 512
 DEFAULT_BUFFER_BYTES = 4 << 20
@@ -29,6 +29,13 @@ _PREFIX_SIZE = 155
 _MAX_OCTAL_SIZE = 8**11  # sizes from here on do not fit the 12-byte octal field: PAX "size" record
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
 _MIN_BUFFER_BYTES = 64 << 10
+_MAX_MODE = 8**7
+# The constant parts of a USTAR block (see _main_block), for the fast path of the usual entry: ASCII name of at most
+# 100 bytes, size under 8 GiB. Checksum = the sum of every byte with the checksum field counted as 8 spaces.
+_OWNER_FIELDS = b"%07o\x00%07o\x00" % (_UID, _GID)
+_MTIME_FIELD = b"%011o\x00" % 0
+_TAIL = bytes(100) + b"ustar\x0000" + bytes(64) + b"0000000\x00" * 2 + bytes(_PREFIX_SIZE + 12)
+_CONSTANT_SUM = sum(_OWNER_FIELDS) + sum(_MTIME_FIELD) + sum(_TAIL) + 8 * 0x20
 
 
 def tar_header_blocks(entry: TarEntry) -> bytes:
@@ -39,6 +46,8 @@ def tar_header_blocks(entry: TarEntry) -> bytes:
     """
     name = os.fsencode(entry.name)
     size = 0 if entry.is_dir else entry.size
+    if len(name) <= _NAME_SIZE and size < _MAX_OCTAL_SIZE and 0 <= entry.mode < _MAX_MODE and _is_ascii(name):
+        return _fast_block(name, entry.mode, size, entry.is_dir)
     typeflag = 0x35 if entry.is_dir else 0x30  # '5' directory, '0' regular file
     pax: dict[bytes, bytes] = {}
     ustar_ok = True
@@ -75,23 +84,59 @@ def write_tar(
             header, written first, would be wrong).
     """
     buffer = bytearray(max(buffer_bytes, _MIN_BUFFER_BYTES))
+
+    def emit(view: memoryview, _: bytearray) -> None:
+        try:
+            sink(view)
+        finally:
+            view.release()
+
+    return stream_tar(entries, lambda: buffer, emit)
+
+
+def stream_tar(
+    entries: Iterable[TarEntry],
+    acquire: Callable[[], bytearray],
+    emit: Callable[[memoryview, bytearray], object],
+) -> int:
+    """The tar stream of ``entries``, written into buffers from ``acquire`` and handed on full by ``emit``.
+
+    ``emit(view, buffer)`` gets a view of the filled part of ``buffer`` (the whole of it, except for the last
+    chunk) and owns ``buffer`` from then on (e.g. hands it to other threads, then back to its pool): the writer
+    calls ``acquire`` for the next one. Returns the number of bytes written. Raises as :func:`write_tar`.
+    """
+    buffer = acquire()
     view = memoryview(buffer)
     capacity = len(buffer)
     fill = 0
     total = 0
 
-    def put(data: bytes | bytearray) -> None:
+    def flush() -> None:
+        nonlocal buffer, view, capacity, fill
+        emit(view[:fill], buffer)
+        view.release()
+        buffer = acquire()
+        view = memoryview(buffer)
+        capacity = len(buffer)
+        fill = 0
+
+    def put(data: bytes) -> None:
         nonlocal fill, total
+        size = len(data)
+        if size <= capacity - fill:  # the usual case: a header or padding that fits
+            view[fill : fill + size] = data
+            fill += size
+            total += size
+            return
         offset = 0
-        while offset < len(data):
+        while offset < size:
             if fill == capacity:
-                sink(view)
-                fill = 0
-            count = min(len(data) - offset, capacity - fill)
-            buffer[fill : fill + count] = data[offset : offset + count]
+                flush()
+            count = min(size - offset, capacity - fill)
+            view[fill : fill + count] = data[offset : offset + count]
             fill += count
             offset += count
-        total += len(data)
+        total += size
 
     try:
         for entry in entries:
@@ -106,8 +151,7 @@ def write_tar(
                 remaining = entry.size
                 while remaining:
                     if fill == capacity:
-                        sink(view)
-                        fill = 0
+                        flush()
                     want = min(remaining, capacity - fill)
                     try:
                         count = source.readinto(view[fill : fill + want])
@@ -123,16 +167,31 @@ def write_tar(
                 if source.read(1):
                     raise PackError(f"file {entry.name} grew while being archived: expected {entry.size} bytes")
             total += entry.size
-            put(_ZERO_BLOCK[: -entry.size % BLOCK_SIZE])
+            padding = -entry.size % BLOCK_SIZE
+            if padding:
+                put(_ZERO_BLOCK[:padding])
         put(END_OF_ARCHIVE)
         if fill:
-            sink(view[:fill])
+            emit(view[:fill], buffer)
     finally:
         view.release()
     return total
 
 
 # --- header blocks ---------------------------------------------------------------------------------------------------
+
+
+def _fast_block(name: bytes, mode: int, size: int, is_dir: bool) -> bytes:
+    """The USTAR block of an ASCII name of at most 100 bytes: bytes joined, no field-by-field work."""
+    mode_field = b"%07o\x00" % mode
+    size_field = b"%011o\x00" % size
+    typeflag = b"5" if is_dir else b"0"
+    checksum = _CONSTANT_SUM + sum(name) + sum(mode_field) + sum(size_field) + typeflag[0]
+    return b"".join((
+        name, bytes(_NAME_SIZE - len(name)), mode_field, _OWNER_FIELDS, size_field, _MTIME_FIELD,
+        b"%06o\x00 " % checksum, typeflag, _TAIL,
+    ))
+
 
 
 def _ustar_block(name: bytes, mode: int, size: int, typeflag: int) -> bytearray:

@@ -12,7 +12,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pymodelkit.errors import PackError
@@ -32,6 +32,8 @@ class TarEntry:
 
     ``name`` is the context-relative path with ``/`` separators and no trailing slash; ``path`` the file's absolute
     path; ``mode`` the permission bits plus setuid/setgid/sticky (no file-type bits); ``size`` 0 for directories.
+    ``stat_key`` is what the digest cache compares to tell that a file has not changed: (mtime_ns, ctime_ns, inode,
+    device, st_mode, size) from the walk's ``lstat``; empty for entries made elsewhere.
     """
 
     name: str
@@ -39,6 +41,7 @@ class TarEntry:
     is_dir: bool
     mode: int
     size: int
+    stat_key: tuple[int, ...] = field(default=(), compare=False)
 
 
 def walk_layer(
@@ -118,12 +121,13 @@ def _walk(
                 stack.append((rel + "/", children or [], 0))
             logger.debug("Skipping %s: ignored", rel)
             continue
+        key = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev, mode, info.st_size)
         if is_dir:
-            yield TarEntry(rel, Path(full), True, stat.S_IMODE(mode), 0)
+            yield TarEntry(rel, Path(full), True, stat.S_IMODE(mode), 0, key)
             stack.append((rel + "/", children or [], 0))
         else:
             file_bytes += info.st_size
-            yield TarEntry(rel, Path(full), False, stat.S_IMODE(mode), info.st_size)
+            yield TarEntry(rel, Path(full), False, stat.S_IMODE(mode), info.st_size, key)
     if file_bytes == 0:
         warn(empty_warning)
 
@@ -139,6 +143,10 @@ def _list_dir(path: str, rel: str) -> list[str]:
 
 def _same_dir_tree(base: str, rel: str, warn: Callable[[str], None]) -> bool:
     """kit's ``sameDirTree``: false only when both relative paths contain ``..`` as a substring (or Rel fails)."""
+    # The usual case, the walk inside the layer path: Rel(rel, base) is all ``..``, Rel(base, rel) is the tail.
+    inside = base == "." or (rel.startswith(base) and rel[len(base) : len(base) + 1] == "/")
+    if inside and ".." not in (rel if base == "." else rel[len(base) + 1 :]):
+        return True
     to_rel = _go_rel(base, rel)
     to_base = _go_rel(rel, base)
     if to_rel is None or to_base is None:

@@ -4,15 +4,27 @@
 ``blobs/sha256/<hex>`` and fsyncs that directory (STYLE rule 9, after containerd's ``Writer.Commit``). A blob that is
 already present counts as success and our copy is discarded. While a writer is open it holds an ``flock`` on its
 ingest file, so ``fsck``/``gc`` in any process can tell a live ingest from a stray one left by a crash.
+
+Writing a large new file is the slow part of pack and pull, and an ``fsync`` at the end of a multi-GiB write waits
+for all of it. So, on Linux, every :data:`WRITEBACK_BYTES` written the writer asks the kernel to start writing those
+pages out (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which does not wait): the disk works while we hash and read,
+and the final ``fsync`` finds little left to do (measured: 2 GiB written and fsynced at 0.9-1.1 GB/s plain, 1.2-2.2
+GB/s with early writeback). ``fsync`` stays the durability guarantee; early writeback only moves work earlier.
+
+A writer made with ``hashing=False`` does not hash: its caller hashes the same bytes (on another thread, overlapping
+the write) and gives the digest to ``commit`` as ``expected_digest``, which is then taken as the digest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
 import secrets
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -26,11 +38,13 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["INGEST_PREFIX", "BlobWriter", "is_ingest_live"]
+__all__ = ["INGEST_PREFIX", "WRITEBACK_BYTES", "BlobWriter", "is_ingest_live", "start_writeback"]
 
 logger = logging.getLogger(__name__)
 
 INGEST_PREFIX = "pymodelkit_"
+WRITEBACK_BYTES = 32 << 20  # start writeback of each 32 MiB written
+_SYNC_FILE_RANGE_WRITE = 2
 
 
 class BlobWriter:
@@ -39,7 +53,7 @@ class BlobWriter:
     Use it as a context manager: leaving the block without :meth:`commit` (or with an exception) aborts the write.
     """
 
-    def __init__(self, storage: Path) -> None:
+    def __init__(self, storage: Path, *, hashing: bool = True) -> None:
         self._storage = storage
         ingest = storage / "ingest"
         ingest.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
@@ -47,8 +61,9 @@ class BlobWriter:
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         if fcntl is not None:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._hasher = hashlib.sha256()
+        self._hasher = hashlib.sha256() if hashing else None
         self._size = 0
+        self._flushed = 0  # bytes whose writeback has been started
         self._done = False
         self.was_present = False  # set by commit: the blob was in the store already, our copy was discarded
 
@@ -61,11 +76,15 @@ class BlobWriter:
         """Append ``data`` to the blob. Raises :class:`StoreError` after commit or abort."""
         fd = self._require_open()
         view = memoryview(data).cast("B")
-        self._hasher.update(view)
+        if self._hasher is not None:
+            self._hasher.update(view)
         while view:
             written = os.write(fd, view)
             view = view[written:]
             self._size += written
+        if self._size - self._flushed >= WRITEBACK_BYTES:
+            start_writeback(fd, self._flushed, self._size - self._flushed)
+            self._flushed = self._size
 
     def commit(
         self,
@@ -76,17 +95,23 @@ class BlobWriter:
     ) -> tuple[Digest, int]:
         """Verify, then move the blob into ``blobs/sha256/<hex>``. Returns its digest and size.
 
+        A writer made with ``hashing=False`` takes ``expected_digest`` (required) as the digest of what was written.
+
         Raises:
             DigestMismatchError: the size or digest differs from the expected one; the ingest file is removed.
             StoreError: the writer was already committed or aborted.
         """
         fd = self._require_open()
+        if self._hasher is None and expected_digest is None:
+            self.abort()
+            raise StoreError("blob writer without hashing: commit needs the digest of the bytes written")
         try:
             os.fsync(fd)
         except BaseException:
             self.abort()
             raise
-        digest = Digest(SHA256, self._hasher.hexdigest())
+        digest = Digest(SHA256, self._hasher.hexdigest()) if self._hasher is not None else expected_digest
+        assert digest is not None
         if expected_size is not None and expected_size != self._size:
             self.abort()
             raise DigestMismatchError(
@@ -148,6 +173,29 @@ class BlobWriter:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing ``length`` bytes of ``fd`` from ``offset`` to disk, without waiting
+    (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``); elsewhere, or if the call fails, do nothing."""
+    call = _sync_file_range()
+    if call is not None:
+        call(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
+@functools.lru_cache(maxsize=1)
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # pragma: no cover - a libc without it
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
 
 
 def is_ingest_live(path: Path) -> bool:

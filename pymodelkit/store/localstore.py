@@ -22,12 +22,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from pymodelkit import settings
+from pymodelkit._atomic import fsync_dir
 from pymodelkit.errors import DigestMismatchError, InvalidReferenceError, ModelKitError, NotFoundError, StoreError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
@@ -36,7 +38,7 @@ from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
 from pymodelkit.oci.reference import Reference, format_for_display
 from pymodelkit.store import layout
 from pymodelkit.store.check import FsckReport, GcReport, collect_references, run_fsck, run_gc
-from pymodelkit.store.ingest import BlobWriter
+from pymodelkit.store.ingest import INGEST_PREFIX, BlobWriter
 from pymodelkit.store.lock import StoreLock
 from pymodelkit.store.repoindex import (
     check_tag,
@@ -125,10 +127,48 @@ class LocalStore:
             )
         return data
 
-    def ingest(self) -> BlobWriter:
-        """Start writing a blob; use the writer as a context manager and call ``commit`` inside it."""
+    def ingest(self, *, hashing: bool = True) -> BlobWriter:
+        """Start writing a blob; use the writer as a context manager and call ``commit`` inside it.
+
+        ``hashing=False``: the caller hashes the bytes itself and passes the digest to ``commit``.
+        """
         self._ensure_layout()
-        return BlobWriter(self.storage)
+        return BlobWriter(self.storage, hashing=hashing)
+
+    def link_blob(self, source: str | os.PathLike[str], digest: Digest) -> bool:
+        """Put the existing file ``source``, whose content hashes to ``digest``, in the store as that blob by a hard
+        link (no bytes copied): returns False, leaving the store as it was, when the file cannot be linked (another
+        filesystem, not allowed) so the caller copies it instead; True when linked or already present.
+
+        The blob then shares the file's inode: its mode is the file's own (never changed here; kit reads blobs of
+        any mode), and a later in-place edit of the file changes the blob too (``fsck`` reports such a blob).
+        """
+        self._ensure_layout()
+        if self.has_blob(digest):
+            return True
+        ingest = self.storage / "ingest"
+        ingest.mkdir(mode=layout.DIR_MODE, parents=True, exist_ok=True)
+        temp = ingest / f"{INGEST_PREFIX}link_{secrets.token_hex(8)}"
+        try:
+            os.link(source, temp)
+        except OSError as exc:
+            logger.debug("cannot hard-link %s into the store (%s): copying it", source, exc)
+            return False
+        target = self.blob_path(digest)
+        try:
+            fd = os.open(temp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            target.parent.mkdir(mode=layout.DIR_MODE, parents=True, exist_ok=True)
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        fsync_dir(target.parent)
+        return True
 
     def write_blob(self, data: bytes, *, mode: int = 0o444) -> Digest:
         """Store a small blob (config, manifest) and return its digest; a blob already present is left alone."""
