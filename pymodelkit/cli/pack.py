@@ -12,7 +12,7 @@ from pymodelkit.cli.context import get_state
 from pymodelkit.cli.options import plain_http_setting, tls_options
 from pymodelkit.kitfile import Kitfile, load_kitfile
 from pymodelkit.pack.compression import COMPRESSION_CHOICES
-from pymodelkit.pack.pipeline import LAYER_FORMATS, pack
+from pymodelkit.pack.pipeline import LAYER_FORMATS, PACK_FORMATS, pack
 
 __all__ = ["pack_command"]
 
@@ -27,6 +27,9 @@ __all__ = ["pack_command"]
               help="Layer compression; only 'none' is byte-identical to kit.")
 @click.option("--layer-format", type=click.Choice(LAYER_FORMATS), default="tar", show_default=True,
               help="tar layers, or raw (each layer path must be one regular file).")
+@click.option("--format", "model_format", type=click.Choice(PACK_FORMATS), default="kitops", show_default=True,
+              help="kitops, or modelpack: a CNCF ModelPack artifact, as kit's --use-model-pack.")
+@click.option("--use-model-pack", is_flag=True, help="kit's spelling of --format modelpack.")
 @click.option("--link", is_flag=True,
               help="Hard-link uncompressed raw layer files into the store instead of copying them (the blob then "
                    "shares the file: do not edit it in place afterwards).")
@@ -37,8 +40,9 @@ __all__ = ["pack_command"]
               help="With --push: stream the layers to the registry as they are produced, storing nothing locally.")
 @tls_options
 def pack_command(
-    directory: Path, kitfile: str | None, tag: str | None, compression: str, layer_format: str, link: bool,
-    no_digest_cache: bool, push_after: bool, no_store: bool, plain_http: bool, tls_verify: bool,
+    directory: Path, kitfile: str | None, tag: str | None, compression: str, layer_format: str, model_format: str,
+    use_model_pack: bool, link: bool, no_digest_cache: bool, push_after: bool, no_store: bool, plain_http: bool,
+    tls_verify: bool,
 ) -> None:
     """Pack DIRECTORY into a ModelKit in the local store."""
     state = get_state()
@@ -47,6 +51,8 @@ def pack_command(
         if sys.stdin.isatty():
             raise click.UsageError("-f - reads the Kitfile from stdin, but stdin is a terminal")
         spec = load_kitfile(sys.stdin.read(), source="<stdin>")
+    if use_model_pack:
+        model_format = "modelpack"
     if no_store and not push_after:
         raise click.UsageError("--no-store needs --push (a ModelKit must go somewhere)")
     if push_after:
@@ -67,6 +73,7 @@ def pack_command(
             on_progress=state.progress(),
             link=link,
             digest_cache=not no_digest_cache,
+            format=model_format,
         )
         if not state.quiet:
             if result.stored:
@@ -83,6 +90,7 @@ def pack_command(
         on_progress=state.progress(),
         link=link,
         digest_cache=not no_digest_cache,
+        format=model_format,
     )
     if not state.quiet:
         click.echo(f"Model saved: {packed.digest}")

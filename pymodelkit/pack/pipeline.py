@@ -23,10 +23,16 @@ from pathlib import Path
 from pymodelkit._version import __version__
 from pymodelkit.errors import InvalidReferenceError, NotFoundError, PackError
 from pymodelkit.kitfile import Kitfile, kitfile_to_json_bytes, read_kitfile, validate_kitfile
+from pymodelkit.modelpack.convert import check_modelpack_options, modelpack_manifest
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import Manifest
-from pymodelkit.oci.mediatypes import ANNOTATION_CREATED, ANNOTATION_TOOL_VERSION, MEDIA_TYPE_MODELKIT_CONFIG
+from pymodelkit.oci.mediatypes import (
+    ANNOTATION_CREATED,
+    ANNOTATION_KITFILE,
+    ANNOTATION_TOOL_VERSION,
+    MEDIA_TYPE_MODELKIT_CONFIG,
+)
 from pymodelkit.oci.reference import DEFAULT_REGISTRY, UNTAGGED_REPOSITORY, Reference, parse_reference
 from pymodelkit.pack.compression import COMPRESSION_CHOICES
 from pymodelkit.pack.digestcache import DigestCache
@@ -47,12 +53,13 @@ from pymodelkit.progress import ProgressCallback, ProgressEvent
 from pymodelkit.settings import created_time
 from pymodelkit.store import LocalStore
 
-__all__ = ["KITFILE_NAMES", "LAYER_FORMATS", "LAYER_WORKERS", "PackResult", "find_kitfile", "pack"]
+__all__ = ["KITFILE_NAMES", "LAYER_FORMATS", "LAYER_WORKERS", "PACK_FORMATS", "PackResult", "find_kitfile", "pack"]
 
 logger = logging.getLogger(__name__)
 
 KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
 LAYER_FORMATS = ("tar", "raw")
+PACK_FORMATS = ("kitops", "modelpack")
 LAYER_WORKERS = 2  # layers built at once; each layer's stages already run on threads of their own
 
 
@@ -82,6 +89,7 @@ class PackInputs:
     kitfile: Kitfile
     plan: LayerPlan
     jobs: tuple[LayerJob, ...]
+    format: str = "kitops"
 
 
 def find_kitfile(context: Path) -> Path:
@@ -105,6 +113,7 @@ def pack(
     annotations: Mapping[str, str] | None = None,
     link: bool = False,
     digest_cache: bool = True,
+    format: str = "kitops",
 ) -> PackResult:
     """Pack the directory ``context`` into a ModelKit in the local store.
 
@@ -126,6 +135,9 @@ def pack(
             (pack never changes the file); editing the file in place afterwards corrupts the blob (``fsck`` tells).
         digest_cache: reuse layers whose files have not changed since a previous pack into this store
             (:mod:`pymodelkit.pack.digestcache`), and record the layers built now.
+        format: ``kitops`` (kit's default), or ``modelpack``: a CNCF ModelPack artifact as ``kit pack
+            --use-model-pack`` writes it (same layer bytes; ModelPack media types and config; the Kitfile in the
+            ``ml.kitops.modelkit.kitfile`` annotation; :mod:`pymodelkit.modelpack`).
 
     Returns:
         A :class:`PackResult`.
@@ -137,7 +149,7 @@ def pack(
     """
     store = store if store is not None else LocalStore()
     inputs = gather_inputs(context, kitfile=kitfile, tag=tag, compression=compression, layer_format=layer_format,
-                           store=store, annotations=annotations)
+                           store=store, annotations=annotations, format=format)
     cache = DigestCache.for_home(store.home) if digest_cache else None
     reused: list[Digest] = []
 
@@ -153,10 +165,9 @@ def pack(
         return built
 
     built = build_layers(inputs.jobs, build)
-    filled, config_bytes, manifest = assemble(inputs, built, annotations)
+    filled, config_bytes, manifest, manifest_bytes = assemble(inputs, built, annotations)
     config_digest = store.write_blob(config_bytes, mode=0o444)
     assert config_digest == manifest.config.digest
-    manifest_bytes = manifest.to_json_bytes()
     tags: tuple[str, ...] = ()
     reference = inputs.reference
     if reference is None:
@@ -188,6 +199,7 @@ def gather_inputs(
     layer_format: str,
     store: LocalStore,
     annotations: Mapping[str, str] | None,
+    format: str = "kitops",
 ) -> PackInputs:
     """Check the options, read the Kitfile and its parents, plan the layers and gather each layer's inputs (the
     walks run here, in manifest order, with kit's warnings). Raises as :func:`pack`."""
@@ -195,7 +207,9 @@ def gather_inputs(
         raise PackError(f"invalid compression {compression!r}: must be one of {', '.join(COMPRESSION_CHOICES)}")
     if layer_format not in LAYER_FORMATS:
         raise PackError(f"invalid layer format {layer_format!r}: must be tar or raw")
-    reserved = sorted({ANNOTATION_TOOL_VERSION, ANNOTATION_CREATED} & set(annotations or {}))
+    if format not in PACK_FORMATS:
+        raise PackError(f"invalid format {format!r}: must be kitops or modelpack")
+    reserved = sorted({ANNOTATION_TOOL_VERSION, ANNOTATION_CREATED, ANNOTATION_KITFILE} & set(annotations or {}))
     if reserved:
         raise PackError(f"annotation {reserved[0]} is set by pack and cannot be given")
     context_dir = Path(context).absolute()
@@ -205,12 +219,14 @@ def gather_inputs(
     spec = _load_kitfile(context_dir, kitfile)
     for warning in validate_kitfile(spec):
         logger.warning("%s", warning)
+    if format == "modelpack":  # before any layer is built (kit fails only after writing the earlier ones)
+        check_modelpack_options(spec, layer_format, compression)
     start = reference.display() if reference is not None else ""
     parents = resolve_parent_chain(spec, start, lambda ref: _fetch_local(store, ref))
     plan = plan_layers(spec, parent_layer_paths(parents))
     matcher = IgnoreMatcher.load(context_dir, plan.exclusions)
     jobs = tuple(prepare_layer(context_dir, layer, matcher, compression, layer_format, _warn) for layer in plan.layers)
-    return PackInputs(context_dir, reference, tuple(extra_tags), spec, plan, jobs)
+    return PackInputs(context_dir, reference, tuple(extra_tags), spec, plan, jobs, format)
 
 
 def lookup_cached(
@@ -252,8 +268,9 @@ def build_layers(
 
 def assemble(
     inputs: PackInputs, built: Sequence[BuiltLayer], annotations: Mapping[str, str] | None
-) -> tuple[Kitfile, bytes, Manifest]:
-    """The filled-in Kitfile, the config bytes and the manifest for the built layers (in plan order)."""
+) -> tuple[Kitfile, bytes, Manifest, bytes]:
+    """The filled-in Kitfile, the config bytes, the manifest and its bytes for the built layers (in plan order), in
+    the format ``inputs`` asks for."""
     filled = inputs.kitfile.copy()
     filled_elements = [element for _, element in filled.elements()]
     element_index = {id(element): i for i, (_, element) in enumerate(inputs.kitfile.elements())}
@@ -263,17 +280,23 @@ def assemble(
         target.digest = str(result.descriptor.digest)
         target.diff_id = str(result.diff_id)
         layers.append(result.descriptor)
+    created = created_time()
+    written = {
+        **(annotations or {}),
+        ANNOTATION_TOOL_VERSION: __version__,
+        ANNOTATION_CREATED: _format_created(created),
+    }
+    if inputs.format == "modelpack":
+        pairs = [(result.descriptor, result.diff_id) for result in built]
+        manifest_bytes, config_bytes = modelpack_manifest(filled, pairs, annotations=written, created=created)
+        return filled, config_bytes, Manifest.parse(manifest_bytes), manifest_bytes
     config_bytes = kitfile_to_json_bytes(filled)
     manifest = Manifest(
         config=Descriptor(MEDIA_TYPE_MODELKIT_CONFIG, Digest.from_bytes(config_bytes), len(config_bytes)),
         layers=tuple(layers) if layers else None,
-        annotations={
-            **(annotations or {}),
-            ANNOTATION_TOOL_VERSION: __version__,
-            ANNOTATION_CREATED: _format_created(created_time()),
-        },
+        annotations=written,
     )
-    return filled, config_bytes, manifest
+    return filled, config_bytes, manifest, manifest.to_json_bytes()
 
 
 def _store_has(store: LocalStore, digest: Digest, size: int) -> bool:

@@ -129,11 +129,13 @@ def pack_and_push(
     concurrency: int = DEFAULT_CONCURRENCY,
     chunk_bytes: int | None = None,
     retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+    format: str = "kitops",
 ) -> PackAndPushResult:
     """Pack ``context`` and push it to ``tag`` (``registry/repository[:tag]``, one tag), with or without the store.
 
     Args:
-        context, kitfile, compression, layer_format, annotations, link, digest_cache: as :func:`pymodelkit.pack`.
+        context, kitfile, compression, layer_format, annotations, link, digest_cache, format: as
+            :func:`pymodelkit.pack`.
         tag: where to push; it must name a registry. No tag means ``latest``.
         store: the local store (blobs, parents, the digest cache); default: the one under ``KITOPS_HOME``.
         no_store: stream the layers to the registry and store nothing (see the module docstring).
@@ -157,7 +159,7 @@ def pack_and_push(
     if not no_store:
         packed = pack(context, kitfile=kitfile, tag=tag, compression=compression, layer_format=layer_format,
                       store=store, on_progress=on_progress, annotations=annotations, link=link,
-                      digest_cache=digest_cache)
+                      digest_cache=digest_cache, format=format)
         assert packed.reference is not None
         pushed = push(packed.reference, store=store, credentials=credentials, plain_http=plain_http,
                       tls_verify=tls_verify, ca_bundle=ca_bundle, concurrency=concurrency,
@@ -166,7 +168,8 @@ def pack_and_push(
     return _stream_push(context, tag, kitfile=kitfile, compression=compression, layer_format=layer_format,
                         store=store, credentials=credentials, plain_http=plain_http, tls_verify=tls_verify,
                         ca_bundle=ca_bundle, on_progress=on_progress, annotations=annotations,
-                        digest_cache=digest_cache, chunk_bytes=chunk_bytes or STREAM_CHUNK_BYTES, retry=retry)
+                        digest_cache=digest_cache, chunk_bytes=chunk_bytes or STREAM_CHUNK_BYTES, retry=retry,
+                        format=format)
 
 
 def _stream_push(
@@ -186,9 +189,10 @@ def _stream_push(
     digest_cache: bool,
     chunk_bytes: int,
     retry: RetryPolicy,
+    format: str,
 ) -> PackAndPushResult:
     inputs = gather_inputs(context, kitfile=kitfile, tag=tag, compression=compression, layer_format=layer_format,
-                           store=store, annotations=annotations)
+                           store=store, annotations=annotations, format=format)
     reference = inputs.reference
     assert reference is not None
     repository = reference.repository
@@ -214,14 +218,13 @@ def _stream_push(
             return built
 
         built = build_layers(inputs.jobs, build)
-        filled, config_bytes, manifest = assemble(inputs, built, annotations)
+        filled, config_bytes, manifest, manifest_bytes = assemble(inputs, built, annotations)
         config = manifest.config
         if present(config.digest, config.size):
             skipped.append(config.digest)
         else:
             finish_bytes_upload(client, start_upload(client, repository), config.digest, config_bytes)
             uploaded[config.digest] = config.size
-        manifest_bytes = manifest.to_json_bytes()
         digest = client.put_manifest(repository, reference.tag, manifest_bytes, MEDIA_TYPE_MANIFEST)
     if cache is not None:
         cache.save()

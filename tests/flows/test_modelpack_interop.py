@@ -2,9 +2,8 @@
 on ModelPacks; an unknown layer type fails clearly; and ``modelpack-client`` (an independent ModelPack client, test
 dependency only) pulls what we push while we pull what it pushes (spec ``modelpack.md`` §7, §8, §10).
 
-Until ``pack(..., format="modelpack")`` exists, :func:`_pack_modelpack` makes the ModelPack the way it will: the normal
-pack builds the layers (ModelPack layers are byte-identical to KitOps ones, §7.1) and ``modelpack_from_modelkit``
-writes the ModelPack manifest and config over them.
+:func:`_pack_modelpack` is ``pack(..., format="modelpack")``; a test checks it writes exactly what converting the KitOps
+pack of the same files gives (ModelPack layers are byte-identical to KitOps ones, §7.1).
 """
 
 from __future__ import annotations
@@ -57,13 +56,47 @@ def _pack_modelpack(
     src: Path, ref: str, store: pymodelkit.LocalStore, *, compression: str = "none", layer_format: str = "tar"
 ) -> tuple[Digest, Manifest]:
     """Pack ``src`` as a ModelPack tagged ``ref`` in ``store``; return its digest and manifest."""
-    # An untagged KitOps pack: its layers are the ModelPack's.
-    packed = pymodelkit.pack(src, store=store, compression=compression, layer_format=layer_format)
-    manifest_bytes, config_bytes = modelpack_from_modelkit(packed.manifest, packed.config_bytes)
-    store.write_blob(config_bytes)
-    reference = parse_reference(ref)[0]
-    descriptor = store.add_manifest(reference.repo_key, manifest_bytes, tags=(reference.tag or "latest",))
-    return descriptor.digest, Manifest.parse(manifest_bytes)
+    packed = pymodelkit.pack(src, tag=ref, store=store, compression=compression, layer_format=layer_format,
+                             format="modelpack")
+    assert Manifest.parse(packed.manifest_bytes) == packed.manifest
+    return packed.digest, packed.manifest
+
+
+def test_pack_format_modelpack_writes_what_converting_the_kitops_pack_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    src = write_source_tree(tmp_path, KITFILE, weights=10_000)
+    store = pymodelkit.LocalStore(tmp_path / "home")
+    kitops = pymodelkit.pack(src, tag="localhost/mp/same:kitops", store=store)
+    expected_manifest, expected_config = modelpack_from_modelkit(kitops.manifest, kitops.config_bytes)
+    packed = pymodelkit.pack(src, tag="localhost/mp/same:modelpack", store=store, format="modelpack")
+    assert packed.manifest_bytes == expected_manifest
+    assert packed.config_bytes == expected_config
+    assert store.read_blob(packed.digest) == expected_manifest
+
+
+def test_pack_cli_format_modelpack_and_kits_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymodelkit.cli.main import main
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    src = write_source_tree(tmp_path, KITFILE, weights=10_000)
+    home = tmp_path / "home"
+    assert main(["--config", str(home), "pack", str(src), "-t", "mp/cli:a", "--format", "modelpack"]) == 0
+    assert main(["--config", str(home), "pack", str(src), "-t", "mp/cli:b", "--use-model-pack"]) == 0
+    store = pymodelkit.LocalStore(home)
+    a = store.read_manifest(parse_reference("mp/cli:a")[0])
+    b = store.read_manifest(parse_reference("mp/cli:b")[0])
+    assert a[0].digest == b[0].digest
+    assert a[1].format == "modelpack"
+
+
+def test_pack_modelpack_refuses_mcp_servers_before_building_layers(tmp_path: Path) -> None:
+    src = write_source_tree(tmp_path, KITFILE + "mcpServers:\n  - name: tool\n    path: tool.mcpb\n", weights=1_000)
+    store = pymodelkit.LocalStore(tmp_path / "home")
+    with pytest.raises(pymodelkit.PackError, match="mcpServers are not supported when packing in modelpack format"):
+        pymodelkit.pack(src, tag="mp/refused:v1", store=store, format="modelpack")
+    assert not (store.storage / "blobs").exists() or not any((store.storage / "blobs" / "sha256").iterdir())
 
 
 def _client_push_tree(root: Path) -> tuple[list[ModelLayer], dict[str, bytes]]:
