@@ -6,10 +6,13 @@ layer being built). The CLI adapts these events to tqdm; embedders plug in their
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["ProgressCallback", "ProgressEvent"]
+__all__ = ["TOTAL_PROGRESS_KEY", "BlobProgress", "ProgressCallback", "ProgressEvent"]
+
+TOTAL_PROGRESS_KEY = "total"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +27,28 @@ class ProgressEvent:
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
+
+
+class BlobProgress:
+    """Thread-safe progress of several blobs, each known by key and size: one event per change for the blob, and one
+    for :data:`TOTAL_PROGRESS_KEY` (its ``finished`` set once every blob is)."""
+
+    def __init__(self, callback: ProgressCallback | None, items: Iterable[tuple[str, int]]) -> None:
+        self._callback = callback
+        self._totals = dict(items)
+        self._done = dict.fromkeys(self._totals, 0)
+        self._lock = threading.Lock()
+        self._grand_total = sum(self._totals.values())
+
+    def update(self, key: str, done: int, *, finished: bool = False) -> None:
+        """``done`` bytes of blob ``key`` are through (``finished``: all of them); unchanged counts send nothing."""
+        if self._callback is None:
+            return
+        with self._lock:
+            if self._done.get(key) == done and not finished:
+                return
+            self._done[key] = done
+            overall = sum(self._done.values())
+            self._callback(ProgressEvent(key, done, self._totals.get(key), finished))
+            all_finished = finished and overall >= self._grand_total
+            self._callback(ProgressEvent(TOTAL_PROGRESS_KEY, overall, self._grand_total, all_finished))

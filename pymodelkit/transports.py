@@ -25,7 +25,7 @@ from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES, Manifest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
-from pymodelkit.oci.reference import Reference, parse_reference
+from pymodelkit.oci.reference import Reference, parse_single_reference
 from pymodelkit.ocilayout.archive import ArchiveReader
 from pymodelkit.ocilayout.endpoint import (
     BlobSource,
@@ -329,10 +329,4 @@ def _repository_from_path(path: Path) -> str:
 
 
 def _parse(reference: str | Reference) -> Reference:
-    if isinstance(reference, Reference):
-        ref = reference
-    else:
-        ref, extra = parse_reference(reference)
-        if extra:
-            raise InvalidReferenceError(f"reference cannot include multiple tags: {reference!r}", reference=reference)
-    return ref.with_default_tag()
+    return parse_single_reference(reference).with_default_tag()

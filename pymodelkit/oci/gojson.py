@@ -16,6 +16,7 @@ from decimal import Decimal
 
 __all__ = [
     "Struct",
+    "as_struct",
     "compact_json",
     "format_go_float",
     "format_rfc3339nano",
@@ -27,6 +28,16 @@ __all__ = [
 
 class Struct(dict[str, object]):
     """A JSON object whose keys keep insertion order, as the fields of a Go struct do."""
+
+
+def as_struct(value: object) -> object:
+    """A decoded JSON value with every object turned into a :class:`Struct`, so it encodes again with its keys in the
+    order they came (a document kept as another tool wrote it)."""
+    if isinstance(value, Mapping):
+        return Struct({str(k): as_struct(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [as_struct(v) for v in value]
+    return value
 
 
 _SHORT_ESCAPES = {

@@ -14,7 +14,14 @@ from urllib.parse import urlsplit
 from pymodelkit.errors import InvalidReferenceError
 from pymodelkit.oci.digest import Digest, is_digest
 
-__all__ = ["DEFAULT_REGISTRY", "DEFAULT_TAG", "UNTAGGED_REPOSITORY", "Reference", "parse_reference"]
+__all__ = [
+    "DEFAULT_REGISTRY",
+    "DEFAULT_TAG",
+    "UNTAGGED_REPOSITORY",
+    "Reference",
+    "parse_reference",
+    "parse_single_reference",
+]
 
 DEFAULT_REGISTRY = "localhost"
 DEFAULT_TAG = "latest"
@@ -115,6 +122,20 @@ def parse_reference(text: str) -> tuple[Reference, list[str]]:
         repository = remainder
     _check(text, registry, repository, tag)
     return Reference(registry, repository, tag, digest), extra
+
+
+def parse_single_reference(reference: str | Reference) -> Reference:
+    """One reference: a :class:`Reference` as it is, or text parsed by :func:`parse_reference` that names no extra tag.
+
+    Raises:
+        InvalidReferenceError: as :func:`parse_reference`, or the text names several tags (``repo:a,b``).
+    """
+    if isinstance(reference, Reference):
+        return reference
+    ref, extra = parse_reference(reference)
+    if extra:
+        raise InvalidReferenceError(f"reference cannot include multiple tags: {reference!r}", reference=reference)
+    return ref
 
 
 def _check(text: str, registry: str, repository: str, tag: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pymodelkit.oci.gojson import Struct, go_json_bytes
 from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES, Manifest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST
 from pymodelkit.oci.reference import Reference
-from pymodelkit.progress import ProgressCallback, ProgressEvent
+from pymodelkit.progress import TOTAL_PROGRESS_KEY, BlobProgress, ProgressCallback
 
 __all__ = [
     "TOTAL_PROGRESS_KEY",
@@ -38,6 +37,7 @@ __all__ = [
     "SourceManifest",
     "collect_signatures",
     "copy_items",
+    "manifest_field",
     "manifest_item",
     "referrers_tag",
     "signature_tag",
@@ -45,7 +45,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TOTAL_PROGRESS_KEY = "total"
 ItemKind = Literal["modelkit", "parent", "signature", "referrer", "referrers-index"]
 BlobAction = Literal["copied", "mounted"]
 _MANIFEST_TYPES = frozenset({MEDIA_TYPE_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"})
@@ -136,7 +135,7 @@ class ManifestItem:
     @property
     def descriptor(self) -> Descriptor:
         """The manifest's descriptor (media type, digest, size; an image manifest's artifactType)."""
-        return Descriptor(self.media_type, self.digest, len(self.data), None, _artifact_type(self.data))
+        return Descriptor(self.media_type, self.digest, len(self.data), None, manifest_field(self.data, "artifactType"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +241,7 @@ def copy_items(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         present = list(pool.map(sink.has_blob, blobs))
     missing = [blob for blob, have in zip(blobs, present, strict=True) if not have]
-    progress = _Progress(on_progress, [(d.digest.short(), d.size) for d in missing])
+    progress = BlobProgress(on_progress, [(d.digest.short(), d.size) for d in missing])
 
     def run(blob: Descriptor) -> BlobAction:
         key = blob.digest.short()
@@ -270,6 +269,17 @@ def copy_items(
     )
 
 
+def manifest_field(data: bytes, name: str) -> str | None:
+    """The non-empty string ``name`` of a manifest or index document (``mediaType``, ``artifactType``); ``None`` when
+    it is absent, not a string, or the bytes are not a JSON object."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    value = doc.get(name) if isinstance(doc, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 # ----- internals -------------------------------------------------------------------------------------------------
 
 
@@ -285,15 +295,6 @@ def _media_type(fetched: SourceManifest) -> str:
     return fetched.media_type or MEDIA_TYPE_MANIFEST
 
 
-def _artifact_type(data: bytes) -> str | None:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    value = doc.get("artifactType") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) and value else None
-
-
 def _index_manifests(index: SourceManifest) -> list[Descriptor]:
     if len(index.data) > MAX_MANIFEST_BYTES:
         raise ModelKitError(f"referrers index {index.digest} is larger than 4 MiB")
@@ -305,29 +306,6 @@ def _index_manifests(index: SourceManifest) -> list[Descriptor]:
     if not isinstance(entries, list):
         raise ModelKitError(f"referrers index {index.digest} is not an image index")
     return [Descriptor.from_json(entry) for entry in entries]
-
-
-class _Progress:
-    """Thread-safe progress of several blobs: an event per change, and one for the ``total``."""
-
-    def __init__(self, callback: ProgressCallback | None, items: Sequence[tuple[str, int]]) -> None:
-        self._callback = callback
-        self._totals = dict(items)
-        self._done = dict.fromkeys(self._totals, 0)
-        self._grand_total = sum(self._totals.values())
-        self._lock = threading.Lock()
-
-    def update(self, key: str, done: int, *, finished: bool = False) -> None:
-        if self._callback is None:
-            return
-        with self._lock:
-            if self._done.get(key) == done and not finished:
-                return
-            self._done[key] = done
-            overall = sum(self._done.values())
-            self._callback(ProgressEvent(key, done, self._totals.get(key), finished))
-            self._callback(ProgressEvent(TOTAL_PROGRESS_KEY, overall, self._grand_total,
-                                         finished and overall >= self._grand_total))
 
 
 def _run_all(items: Sequence[Descriptor], run: Callable[[Descriptor], BlobAction], workers: int) -> list[BlobAction]:

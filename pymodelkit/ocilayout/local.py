@@ -9,7 +9,6 @@ only: kit's store has no place for signatures, so they stay in the archive or la
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -24,7 +23,7 @@ from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
 from pymodelkit.oci.reference import Reference
 from pymodelkit.ocilayout.archive import ArchiveReader, ArchiveWriter
 from pymodelkit.ocilayout.directory import LayoutDirectory
-from pymodelkit.ocilayout.endpoint import BlobSource, ManifestItem, SourceManifest
+from pymodelkit.ocilayout.endpoint import BlobSource, ManifestItem, SourceManifest, manifest_field
 from pymodelkit.ocilayout.layout import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,
@@ -346,12 +345,7 @@ def entry_names(entries: Sequence[Descriptor]) -> list[str]:
 
 
 def _declared_type(data: bytes) -> str:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return MEDIA_TYPE_MANIFEST
-    value = doc.get("mediaType") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) and value else MEDIA_TYPE_MANIFEST
+    return manifest_field(data, "mediaType") or MEDIA_TYPE_MANIFEST
 
 
 def _counted(chunks: Iterator[bytes], on_bytes: Callable[[int], None]) -> Iterator[bytes]:

@@ -328,12 +328,14 @@ class RegistryClient:
         """GET a blob as a stream (``Range: bytes=<offset>-`` when ``offset`` > 0), following redirects.
 
         Not retried here: ``download.py`` resumes. The caller closes the response; a 200 to a ranged request means
-        the registry sends the whole blob again.
+        the registry sends the whole blob again. ``Accept-Encoding: identity``: the body is the blob's bytes.
 
         Raises:
             RegistryError: no answer, not found (naming the digest), or another error status.
         """
-        headers = {"Range": f"bytes={offset}-"} if offset else None
+        headers = {"Accept-Encoding": "identity"}  # blobs are compressed or not by their media type, never by HTTP
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         response = self.send_following("GET", self.url(f"{repository}/blobs/{digest}"),
                                        scopes=(pull_scope(repository),), headers=headers, stream=True, retry=False)
         return check_response(response, 200, 206, subject=f"blob {digest} in {self.registry}/{repository}")

@@ -3,30 +3,62 @@ verified by size and digest at commit (spec ``oci-distribution.md`` §2, traps 1
 
 After a connection drop or a temporary error the download continues with ``Range: bytes=<held>-``; a ``200`` instead
 of ``206`` means the registry sends everything again, so the partial ingest is dropped and the blob starts over.
-Memory stays at one read buffer. Retries reset whenever bytes arrive, so a slow, flaky link still finishes.
+Retries reset whenever bytes arrive, so a slow, flaky link still finishes.
+
+The hot path (issue #6). A body of at least 1 MiB with a ``Content-Length`` over HTTP/1.1 is read straight from the
+connection's socket (httpx's documented ``network_stream`` response extension, ``get_extra_info("socket")``) with
+``recv_into`` into a few reused 1 MiB buffers on a reader thread. That replaces httpcore/h11's 64 KiB reads, each
+copied three times and parsed in Python, which held pulls to a third of ``curl -o``. The first piece still comes
+through httpx's iterator, which empties h11's receive buffer, so every byte after it is on the socket; reads stop at
+the ``Content-Length``. The connection is not reused afterwards (h11 never saw the end of the body, so httpcore closes
+it): one new connection per large blob. Anything else (a proxy's TLS-in-TLS stream, a test transport, a
+``Content-Encoding``, chunked framing, a small blob) goes through ``iter_raw``.
+
+The calling thread writes each buffer to the ingest file (``hashing=False``: the writer does not hash) and hands it
+to a hashing thread, which hashes it, in order, while the next one is written and the one after is read: the
+SHA-256, the page-cache copy and the socket copy overlap (all three release the GIL on buffers this size). The digest
+is compared with the descriptor's before the commit, which fsyncs (the writer started writeback as it went). Memory:
+``READ_AHEAD_BUFFERS`` buffers per download.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import logging
+import queue
 import re
+import socket
+import ssl
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from pymodelkit.errors import DigestMismatchError, RegistryError
 from pymodelkit.oci.descriptor import Descriptor
+from pymodelkit.oci.digest import SHA256, Digest
 from pymodelkit.registry.client import RegistryClient
 from pymodelkit.registry.responses import redact_url, transport_failure
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from pymodelkit.store import LocalStore
 from pymodelkit.store.ingest import BlobWriter
 
-__all__ = ["download_blob"]
+__all__ = ["READ_AHEAD_BUFFERS", "READ_BUFFER_BYTES", "download_blob"]
 
 logger = logging.getLogger(__name__)
+
+# Chosen by measurement (benchmarks/README.md, "pull"): 1 MiB is past the point where per-read Python costs matter
+# (1024 reads per GiB), and small enough that 5 concurrent downloads hold 20 MiB; 4 buffers: one being read, one
+# written, one hashed, one spare.
+READ_BUFFER_BYTES = 1 << 20
+READ_AHEAD_BUFFERS = 4
+_HASH_QUEUE = 64  # pieces waiting for the hashing thread (httpx's pieces are 64 KiB: 4 MiB at most)
+_DIRECT_MIN_BYTES = 1 << 20  # smaller bodies go through httpx (and keep their connection for the next request)
 
 _CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 
@@ -53,7 +85,7 @@ def download_blob(
     if store.has_blob(descriptor.digest):
         return False
     subject = f"blob {descriptor.digest} from {client.registry}/{repository}"
-    held = _Held(store.ingest())
+    held = _Held.start(store, descriptor)
     attempt = 0
     last_progress = time.monotonic()
     try:
@@ -74,6 +106,7 @@ def download_blob(
                 raise _final_error(subject, error, attempt) from error
             logger.info("%s: %s; resuming at byte %d in %.1fs", subject, error, held.writer.size, delay)
             sleep(delay)
+        held.check_digest(descriptor)
         held.writer.commit(expected_digest=descriptor.digest, expected_size=descriptor.size, mode=0o600)
     finally:
         held.writer.abort()
@@ -82,9 +115,29 @@ def download_blob(
 
 @dataclass
 class _Held:
-    """The ingest writer of one download; replaced when the registry starts the blob over."""
+    """The ingest writer of one download and our hash of what it holds (``None``: the writer hashes, for digests
+    other than sha256); both replaced when the registry starts the blob over."""
 
     writer: BlobWriter
+    hasher: Any | None  # hashlib's hash object (a private type)
+
+    @classmethod
+    def start(cls, store: LocalStore, descriptor: Descriptor) -> _Held:
+        if descriptor.digest.algorithm == SHA256:
+            return cls(store.ingest(hashing=False), hashlib.sha256())
+        return cls(store.ingest(), None)
+
+    def check_digest(self, descriptor: Descriptor) -> None:
+        """Raise DigestMismatchError (dropping the ingest) when our hash of the bytes is not the descriptor's."""
+        if self.hasher is None:
+            return  # the writer's commit checks it
+        actual = Digest(SHA256, self.hasher.hexdigest())
+        if actual != descriptor.digest:
+            self.writer.abort()
+            raise DigestMismatchError(
+                f"blob digest mismatch: expected {descriptor.digest}, got {actual}",
+                expected=str(descriptor.digest), actual=str(actual),
+            )
 
 
 def _fetch_into(
@@ -104,22 +157,36 @@ def _fetch_into(
         if offset and response.status_code == 200:
             logger.debug("registry ignored Range for %s: starting over", descriptor.digest)
             held.writer.abort()
-            held.writer = store.ingest()
+            fresh = _Held.start(store, descriptor)
+            held.writer, held.hasher = fresh.writer, fresh.hasher
             if on_bytes is not None:
                 on_bytes(0)
         elif response.status_code == 206:
             _check_content_range(response, offset)
         writer = held.writer
-        for chunk in response.iter_bytes():  # as received: a chunk buffer would be lost on a cut
-            writer.write(chunk)
-            if writer.size > descriptor.size:
-                raise DigestMismatchError(
-                    f"blob {descriptor.digest} from {client.registry}/{repository} is longer than the "
-                    f"{descriptor.size} bytes its descriptor says",
-                    expected=descriptor.size, actual=writer.size,
-                )
-            if on_bytes is not None:
-                on_bytes(writer.size)
+        start = writer.size
+        declared = _content_length(response)
+        if declared is not None and start + declared > descriptor.size:
+            raise _too_long(client, repository, descriptor, start + declared)
+        pieces = _body(response, declared)
+        hashing = _HashStage(held.hasher) if held.hasher is not None else None
+        try:
+            for piece in pieces:
+                writer.write(piece.view)  # every piece as it arrives: on a cut, what was received is kept
+                if hashing is not None:
+                    hashing.submit(piece)  # hashed on the hashing thread, which then gives the buffer back
+                else:
+                    piece.release()
+                if writer.size > descriptor.size:
+                    raise _too_long(client, repository, descriptor, writer.size)
+                if on_bytes is not None:
+                    on_bytes(writer.size)
+        finally:
+            try:
+                if hashing is not None:
+                    hashing.close()  # the hash now covers every byte the writer holds
+            finally:
+                pieces.close()
     finally:
         response.close()
     if held.writer.size < descriptor.size:
@@ -127,6 +194,214 @@ def _fetch_into(
             f"blob {descriptor.digest}: the body ended at byte {held.writer.size} of {descriptor.size}",
             method="GET", url=redact_url(response.request.url), status=response.status_code, is_temporary=True,
         )
+
+
+def _body(response: httpx.Response, declared: int | None) -> Generator[_Piece, None, None]:
+    """The body of ``response`` in pieces: from the socket (see the module docstring) when it can be, else from
+    httpx's iterator."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):  # a proxy compressed it despite Accept-Encoding: identity
+        for data in response.iter_bytes():
+            yield _Piece(data)
+        return
+    raw = response.iter_raw()
+    sock = _direct_socket(response) if declared is not None and declared >= _DIRECT_MIN_BYTES else None
+    if sock is None or declared is None:
+        for data in raw:
+            yield _Piece(data)
+        return
+    first = next(raw, b"")  # empties h11's buffer: the rest of the body is unread on the socket
+    if first:
+        yield _Piece(first)
+    remaining = declared - len(first)
+    if remaining <= 0:
+        for data in raw:
+            yield _Piece(data)
+        return
+    logger.debug("reading %d bytes of GET %s from the socket", remaining, redact_url(response.request.url))
+    reader = _ReadAhead(sock, remaining, response.request, _read_timeout(response.request))
+    try:
+        yield from reader
+    finally:
+        reader.close()
+        close_raw = getattr(raw, "close", None)  # a generator: closing it lets httpcore drop the connection now
+        if close_raw is not None:
+            close_raw()
+
+
+class _Piece:
+    """A piece of the body: ``view`` over its bytes, and :meth:`release` to give a reused buffer back."""
+
+    __slots__ = ("_release", "view")
+
+    def __init__(self, data: bytes | memoryview, release: Callable[[], None] | None = None) -> None:
+        self.view = data
+        self._release = release
+
+    def release(self) -> None:
+        """The bytes are no longer needed (the reader may fill the buffer again). Idempotent."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+class _HashStage:
+    """A thread that feeds submitted pieces, in order, to ``hasher`` and then releases them; :meth:`close` waits for
+    it and raises what it raised."""
+
+    def __init__(self, hasher: Any) -> None:
+        self._hasher = hasher
+        self._queue: queue.Queue[_Piece | None] = queue.Queue(maxsize=_HASH_QUEUE)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="pymodelkit-hash", daemon=True)
+        self._thread.start()
+
+    def submit(self, piece: _Piece) -> None:
+        if self._error is not None:
+            piece.release()
+            raise self._error
+        self._queue.put(piece)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (piece := self._queue.get()) is not None:
+            try:
+                if self._error is None:
+                    self._hasher.update(piece.view)
+            except BaseException as exc:  # raised to the submitting thread
+                self._error = exc
+            finally:
+                piece.release()
+
+
+def _direct_socket(response: httpx.Response) -> socket.socket | None:
+    """The socket the body of an HTTP/1.1 ``response`` arrives on, when reading it directly yields the body bytes
+    (plain TCP, or TLS on the socket itself; not a TLS-in-TLS proxy tunnel); else ``None``."""
+    if response.http_version != "HTTP/1.1" or "chunked" in response.headers.get("transfer-encoding", "").lower():
+        return None
+    stream = response.extensions.get("network_stream")
+    get_extra_info = getattr(stream, "get_extra_info", None)
+    if get_extra_info is None:
+        return None
+    try:
+        sock = get_extra_info("socket")
+        ssl_object = get_extra_info("ssl_object")
+    except Exception:  # an unknown stream type: use httpx's reads
+        return None
+    if not isinstance(sock, socket.socket):
+        return None
+    if ssl_object is not None and not isinstance(sock, ssl.SSLSocket):
+        return None
+    return sock
+
+
+class _ReadAhead:
+    """Reads ``remaining`` bytes from ``sock`` on a thread into ``READ_AHEAD_BUFFERS`` reused buffers; iterating
+    gives them in order, each to be released when done with. A socket error or timeout is raised, as
+    ``httpx.ReadError``/``ReadTimeout``, after the bytes that came before it; the end of the stream just ends."""
+
+    def __init__(self, sock: socket.socket, remaining: int, request: httpx.Request, timeout: float | None) -> None:
+        self._sock = sock
+        self._remaining = remaining
+        self._request = request
+        self._timeout = timeout
+        self._free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        self._full: queue.SimpleQueue[tuple[bytearray, int] | BaseException | None] = queue.SimpleQueue()
+        for _ in range(max(1, READ_AHEAD_BUFFERS)):
+            self._free.put(bytearray(READ_BUFFER_BYTES))
+        self._stopping = False
+        self._ended = False  # the consumer took the reader's last item
+        self._thread = threading.Thread(target=self._run, name="pymodelkit-download", daemon=True)
+        self._thread.start()
+
+    def __iter__(self) -> Iterator[_Piece]:
+        while True:
+            item = self._full.get()
+            if item is None or isinstance(item, BaseException):
+                self._ended = True
+                if item is None:
+                    return
+                raise item
+            buffer, count = item
+            yield _Piece(memoryview(buffer)[:count], functools.partial(self._free.put, buffer))
+
+    def close(self) -> None:
+        """Stop the reader (it may be waiting on the socket: shut that down) and wait for it."""
+        if not self._ended:
+            self._stopping = True
+            self._free.put(None)
+            with contextlib.suppress(OSError):  # the plain socket's shutdown, also under TLS: wakes a blocked read
+                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            self._sock.settimeout(self._timeout)
+            while self._remaining > 0 and not self._stopping:
+                buffer = self._free.get()
+                if buffer is None:
+                    break
+                want = min(len(buffer), self._remaining)
+                count, error = self._fill(buffer, want)
+                if count:
+                    self._remaining -= count
+                    self._full.put((buffer, count))
+                if error is not None:
+                    self._full.put(error)
+                    return
+                if count < want:
+                    break  # the peer closed the connection early: the caller sees a short body
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._full.put(exc)
+            return
+        self._full.put(None)
+
+    def _fill(self, buffer: bytearray, want: int) -> tuple[int, BaseException | None]:
+        """Read up to ``want`` bytes into ``buffer``; stop early at the end of the stream."""
+        count = 0
+        with memoryview(buffer) as view:
+            while count < want:
+                try:
+                    got = self._sock.recv_into(view[count:want])
+                except TimeoutError as exc:  # socket.timeout
+                    return count, _mapped(httpx.ReadTimeout, exc, self._request)
+                except OSError as exc:
+                    return count, _mapped(httpx.ReadError, exc, self._request)
+                if not got:
+                    break
+                count += got
+        return count, None
+
+
+def _mapped(kind: type[httpx.TransportError], exc: OSError, request: httpx.Request) -> httpx.TransportError:
+    mapped = kind(str(exc) or type(exc).__name__, request=request)
+    mapped.__cause__ = exc
+    return mapped
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _read_timeout(request: httpx.Request) -> float | None:
+    timeouts = request.extensions.get("timeout")
+    value = timeouts.get("read") if isinstance(timeouts, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _too_long(client: RegistryClient, repository: str, descriptor: Descriptor, size: int) -> DigestMismatchError:
+    return DigestMismatchError(
+        f"blob {descriptor.digest} from {client.registry}/{repository} is longer than the "
+        f"{descriptor.size} bytes its descriptor says",
+        expected=descriptor.size, actual=size,
+    )
 
 
 def _check_content_range(response: httpx.Response, offset: int) -> None:

@@ -11,6 +11,7 @@ config only, into memory, and never touch the store.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,7 @@ from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import Manifest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
-from pymodelkit.oci.reference import Reference, parse_reference
+from pymodelkit.oci.reference import Reference, parse_reference, parse_single_reference
 from pymodelkit.progress import ProgressCallback, ProgressEvent
 from pymodelkit.registry.client import FetchedManifest, RegistryClient, pull_scope
 from pymodelkit.registry.download import download_blob
@@ -52,6 +53,7 @@ __all__ = [
     "RemoteModelKit",
     "RemoteModelKits",
     "fetch_remote_modelkit",
+    "fetch_small_blob",
     "info_remote",
     "inspect_remote",
     "list_remote",
@@ -211,7 +213,7 @@ def fetch_remote_modelkit(client: RegistryClient, ref: Reference) -> RemoteModel
     """
     fetched = client.fetch_manifest(ref.repository, ref.tag or str(ref.digest))
     manifest = _parse_model_manifest(ref, fetched.data, fetched.media_type)
-    config = _fetch_small_blob(client, ref.repository, manifest.config)
+    config = fetch_small_blob(client, ref.repository, manifest.config)
     return RemoteModelKit(ref, fetched.digest, fetched.data, manifest, config)
 
 
@@ -235,7 +237,7 @@ def list_remote(
         InvalidReferenceError: no registry host, or a malformed reference.
         RegistryNotFoundError: no such repository, tag or digest. RegistryError, AuthError: refused.
     """
-    ref = _as_reference(repository)
+    ref = parse_single_reference(repository)
     _require_registry(ref, "listing a remote repository")
     with _ClientOptions(credentials, plain_http, tls_verify, ca_bundle, retry).client(ref.registry) as client:
         if ref.has_reference:
@@ -246,13 +248,14 @@ def list_remote(
         for target in targets:
             try:
                 kit = fetch_remote_modelkit(client, target)
+                kitfile = kit.kitfile  # a ModelPack with an unknown layer type fails here: skipped like the others
             except ModelKitError as exc:
                 if ref.has_reference or isinstance(exc, RegistryError | DigestMismatchError):
                     raise
                 logger.info("skipping %s: %s", target.display(), exc)
                 continue
             tag = target.tag or str(target.digest)
-            rows.append(listed_modelkit(ref.repository, kit.digest, [tag], kit.manifest, kit.kitfile))
+            rows.append(listed_modelkit(ref.repository, kit.digest, [tag], kit.manifest, kitfile))
     return rows
 
 
@@ -378,11 +381,21 @@ def _refusal(message: str, exc: RegistryError) -> RegistryError:
     )
 
 
-def _fetch_small_blob(client: RegistryClient, repository: str, blob: Descriptor) -> bytes:
-    """GET a small blob (a config) into memory, following redirects, checked for size and digest."""
+def fetch_small_blob(
+    client: RegistryClient, repository: str, blob: Descriptor, *, max_bytes: int = MAX_CONFIG_BYTES,
+    kind: str = "configs",
+) -> bytes:
+    """GET a small blob (a config; a signature's payload or bundle) into memory, following redirects, checked against
+    the descriptor's size and digest (in the descriptor's algorithm) before it is returned.
+
+    Raises:
+        ModelKitError: the descriptor says more than ``max_bytes`` (the message names ``kind``, e.g. "configs").
+        DigestMismatchError: the bytes received differ in size or digest.
+        RegistryError, AuthError: not found, refused or unreachable.
+    """
     subject = f"blob {blob.digest} in {client.registry}/{repository}"
-    if blob.size > MAX_CONFIG_BYTES:
-        raise ModelKitError(f"{subject} is {blob.size} bytes: refusing configs over {MAX_CONFIG_BYTES} bytes")
+    if blob.size > max_bytes:
+        raise ModelKitError(f"{subject} is {blob.size} bytes: refusing {kind} over {max_bytes} bytes")
     response = client.send_following("GET", client.url(f"{repository}/blobs/{blob.digest}"),
                                      scopes=(pull_scope(repository),), stream=True)
     try:
@@ -397,8 +410,8 @@ def _fetch_small_blob(client: RegistryClient, repository: str, blob: Descriptor)
     finally:
         response.close()
     data = bytes(body)
-    actual = Digest.from_bytes(data)
-    if len(data) != blob.size or (blob.digest.algorithm == actual.algorithm and actual != blob.digest):
+    actual = Digest(blob.digest.algorithm, hashlib.new(blob.digest.algorithm, data).hexdigest())
+    if len(data) != blob.size or actual != blob.digest:
         raise DigestMismatchError(
             f"{subject}: received {len(data)}{'+' if len(data) > blob.size else ''} bytes hashing to {actual}, "
             f"expected {blob.size} bytes with that digest; refusing it",
@@ -411,17 +424,8 @@ def _kitops_kitfile(kit: RemoteModelKit) -> Kitfile:
     return kit.kitfile  # KitOps config, or a ModelPack's Kitfile annotation / rebuilt Kitfile
 
 
-def _as_reference(text: str | Reference) -> Reference:
-    if isinstance(text, Reference):
-        return text
-    ref, extra = parse_reference(text)
-    if extra:
-        raise InvalidReferenceError(f"reference cannot include multiple tags: {text!r}", reference=text)
-    return ref
-
-
 def _require_tag_or_digest(reference: str | Reference) -> Reference:
-    ref = _as_reference(reference)
+    ref = parse_single_reference(reference)
     if not ref.has_reference:
         raise InvalidReferenceError(
             f"missing tag or digest from ModelKit reference '{reference}'", reference=str(reference)

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -28,9 +28,10 @@ from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES, Manifest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
-from pymodelkit.oci.reference import Reference, parse_reference
+from pymodelkit.oci.reference import Reference, parse_single_reference
 from pymodelkit.pack.parents import resolve_parent_chain
-from pymodelkit.progress import ProgressCallback, ProgressEvent
+from pymodelkit.progress import TOTAL_PROGRESS_KEY, ProgressCallback
+from pymodelkit.progress import BlobProgress as _Progress
 from pymodelkit.registry.client import RegistryClient
 from pymodelkit.registry.download import download_blob
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -82,7 +83,6 @@ logger = logging.getLogger(__name__)
 # machine, one core per upload) is the limit, not the chunking, so it stays.
 DEFAULT_CONCURRENCY = 5
 DEFAULT_CHUNK_BYTES = 128 << 20  # blobs smaller than this go in one PUT; larger ones in PATCHes of this size
-TOTAL_PROGRESS_KEY = "total"
 _MIN_CHUNK_BYTES = 1
 
 BlobAction = Literal["skip", "mount", "upload"]
@@ -538,29 +538,6 @@ def _parse_model_manifest(ref: Reference, data: bytes, media_type: str) -> Manif
 # ----- shared --------------------------------------------------------------------------------------------------
 
 
-class _Progress:
-    """Thread-safe progress of several blobs: one event per change for the blob, and one for the ``total``."""
-
-    def __init__(self, callback: ProgressCallback | None, items: Iterable[tuple[str, int]]) -> None:
-        self._callback = callback
-        self._totals = dict(items)
-        self._done = dict.fromkeys(self._totals, 0)
-        self._lock = threading.Lock()
-        self._grand_total = sum(self._totals.values())
-
-    def update(self, key: str, done: int, *, finished: bool = False) -> None:
-        if self._callback is None:
-            return
-        with self._lock:
-            if self._done.get(key) == done and not finished:
-                return
-            self._done[key] = done
-            overall = sum(self._done.values())
-            self._callback(ProgressEvent(key, done, self._totals.get(key), finished))
-            all_finished = finished and overall >= self._grand_total
-            self._callback(ProgressEvent(TOTAL_PROGRESS_KEY, overall, self._grand_total, all_finished))
-
-
 def _run_all(items: Sequence[_T], run: Callable[[_T], _R], concurrency: int, stop: threading.Event) -> list[_R]:
     """Run ``run`` over ``items`` on ``concurrency`` threads; the first failure stops the rest and is raised."""
     if not items:
@@ -581,12 +558,7 @@ def _run_all(items: Sequence[_T], run: Callable[[_T], _R], concurrency: int, sto
 
 
 def _parse(reference: str | Reference, doing: str) -> Reference:
-    if isinstance(reference, Reference):
-        ref = reference
-    else:
-        ref, extra = parse_reference(reference)
-        if extra:
-            raise InvalidReferenceError(f"reference cannot include multiple tags: {reference!r}", reference=reference)
+    ref = parse_single_reference(reference)
     if not ref.has_reference:
         logger.info("No tag specified for %s. Using 'latest' as default ('%s:latest')", doing, ref)
     return ref.with_default_tag()

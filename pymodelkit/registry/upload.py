@@ -301,3 +301,43 @@ def _pread(fd: int, size: int, offset: int) -> bytes:
         return os.pread(fd, size, offset)
     os.lseek(fd, offset, os.SEEK_SET)  # pragma: no cover - Windows; one file descriptor per blob and thread
     return os.read(fd, size)  # pragma: no cover
+
+
+# ----- bytes bodies (the streaming pack-and-push: the blob is produced as it is sent, there is no file) -----------
+
+
+def send_bytes_chunk(client: RegistryClient, session: UploadSession, data: bytes) -> UploadSession:
+    """PATCH ``data`` as the next chunk (as :func:`send_chunk`, the body in memory instead of a file span)."""
+    if not data:
+        raise ValueError("an upload chunk cannot be empty")
+    end = session.offset + len(data) - 1
+    response = client.send("PATCH", session.location, scopes=(push_scope(session.repository),), content=data,
+                           retry=False, headers={
+                               "Content-Type": OCTET_STREAM,
+                               "Content-Range": f"{session.offset}-{end}",
+                               "Content-Length": str(len(data)),
+                           })
+    check_response(response, 202, subject=f"upload to {client.registry}/{session.repository}")
+    acknowledged = _range_end(response.headers.get("range"))
+    if acknowledged != end:
+        raise RegistryError(
+            f"upload to {client.registry}/{session.repository}: registry acknowledged bytes up to {acknowledged}, "
+            f"expected {end}",
+            method="PATCH", url=redact_url(response.request.url), status=response.status_code,
+            code=RANGE_MISMATCH_CODE, is_temporary=True,
+        )
+    return replace(session, location=_location(client, response), offset=end + 1)
+
+
+def finish_bytes_upload(client: RegistryClient, session: UploadSession, digest: Digest, data: bytes = b"") -> None:
+    """PUT ``<location>?digest=`` with the last bytes of the blob (possibly none); on a fresh session (offset 0)
+    this is a monolithic upload of ``data``. Raises RegistryError (400 DIGEST_INVALID on a digest mismatch)."""
+    headers = {"Content-Type": OCTET_STREAM, "Content-Length": str(len(data))}
+    if data and session.offset:
+        headers["Content-Range"] = f"{session.offset}-{session.offset + len(data) - 1}"
+    response = client.send("PUT", _with_digest(session.location, digest), scopes=(push_scope(session.repository),),
+                           content=data, retry=False, headers=headers)
+    check_response(response, 201, subject=f"blob {digest} in {client.registry}/{session.repository}")
+
+
+__all__ += ["finish_bytes_upload", "send_bytes_chunk"]

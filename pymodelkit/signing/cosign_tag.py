@@ -22,16 +22,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
 from pymodelkit.errors import DigestMismatchError, ModelKitError, RegistryNotFoundError, SignatureError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
-from pymodelkit.oci.gojson import Struct, go_json_bytes
+from pymodelkit.oci.gojson import Struct, as_struct, go_json_bytes
 from pymodelkit.oci.manifest import Manifest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
 from pymodelkit.registry.client import RegistryClient, push_scope
-from pymodelkit.registry.responses import check_response, transport_failure
+from pymodelkit.registry.remote import fetch_small_blob
+from pymodelkit.registry.responses import check_response
 from pymodelkit.registry.upload import start_upload
 
 if TYPE_CHECKING:
@@ -123,7 +122,7 @@ def signature_config_bytes(
     One ``diff_id`` per layer; ``history`` is kept as given and padded with one ``{"created": zero time}`` entry per
     further layer. With one layer and the defaults it is exactly the 233-byte config of spec ``signing.md`` §4.
     """
-    entries: list[object] = [_ordered(entry) for entry in history or ()]
+    entries: list[object] = [as_struct(entry) for entry in history or ()]
     while len(entries) < len(diff_ids):
         entries.append(Struct(created=ZERO_TIME))
     config = Struct(
@@ -252,35 +251,15 @@ def push_blob_bytes(client: RegistryClient, repository: str, data: bytes) -> Dig
 def fetch_blob_bytes(
     client: RegistryClient, repository: str, descriptor: Descriptor, *, max_bytes: int = MAX_SIGNATURE_BLOB_BYTES
 ) -> bytes:
-    """GET a small blob into memory, checked against the descriptor's size and digest before it is returned.
+    """GET a small blob into memory, checked against the descriptor's size and digest before it is returned
+    (:func:`pymodelkit.registry.remote.fetch_small_blob` with the signature blob limit).
 
     Raises:
         ModelKitError: the descriptor says more than ``max_bytes``.
         DigestMismatchError: the bytes received differ in size or digest.
         RegistryError, AuthError: not found, refused or unreachable.
     """
-    subject = f"blob {descriptor.digest} in {client.registry}/{repository}"
-    if descriptor.size > max_bytes:
-        raise ModelKitError(f"{subject} is {descriptor.size} bytes: refusing signature blobs over {max_bytes} bytes")
-    response = client.open_blob(repository, descriptor.digest)
-    body = bytearray()
-    try:
-        for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > descriptor.size:
-                break
-    except httpx.TransportError as exc:
-        raise transport_failure(exc, registry=client.registry) from exc
-    finally:
-        response.close()
-    data = bytes(body)
-    actual = Digest.from_bytes(data)
-    if len(data) != descriptor.size or actual != descriptor.digest:
-        raise DigestMismatchError(
-            f"{subject}: received {len(data)} bytes hashing to {actual}, expected {descriptor.size} bytes; refusing it",
-            expected=str(descriptor.digest), actual=str(actual),
-        )
-    return data
+    return fetch_small_blob(client, repository, descriptor, max_bytes=max_bytes, kind="signature blobs")
 
 
 # ----- internals ---------------------------------------------------------------------------------------------------
@@ -331,12 +310,3 @@ def _ggcr_descriptor(descriptor: Descriptor) -> Struct:
     if descriptor.annotations:
         out["annotations"] = dict(descriptor.annotations)
     return out
-
-
-def _ordered(value: object) -> object:
-    """A decoded JSON value with every object's keys kept in their order (a :class:`Struct`)."""
-    if isinstance(value, Mapping):
-        return Struct({str(k): _ordered(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return [_ordered(v) for v in value]
-    return value

@@ -22,7 +22,7 @@ import httpx
 from pymodelkit.errors import DigestMismatchError, ModelKitError, RegistryError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
-from pymodelkit.oci.gojson import Struct, go_json_bytes
+from pymodelkit.oci.gojson import Struct, as_struct, go_json_bytes
 from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES, Manifest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST
 from pymodelkit.registry.client import RegistryClient, pull_scope, push_scope
@@ -128,7 +128,7 @@ def update_fallback_index(client: RegistryClient, repository: str, subject: Dige
     existing, etag = _fetch_index(client, repository, tag)
     entries: list[object] = []
     if existing is not None:
-        entries = [_ordered(entry) for entry in existing]
+        entries = [as_struct(entry) for entry in existing]
         if any(isinstance(e, Mapping) and e.get("digest") == str(referrer.digest) for e in entries):
             return False
     entries.append(referrer.to_json())
@@ -258,11 +258,3 @@ def _descriptors(entries: list[object]) -> list[Descriptor]:
         except ModelKitError as exc:
             logger.info("skipping a malformed referrer descriptor: %s", exc)
     return found
-
-
-def _ordered(value: object) -> object:
-    if isinstance(value, Mapping):
-        return Struct({str(k): _ordered(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return [_ordered(v) for v in value]
-    return value

@@ -22,7 +22,7 @@ from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import Manifest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
-from pymodelkit.oci.reference import Reference, parse_reference
+from pymodelkit.oci.reference import Reference, parse_single_reference
 from pymodelkit.registry.client import RegistryClient
 from pymodelkit.signing.bundle import build_bundle
 from pymodelkit.signing.cosign_tag import append_signature, signature_tag
@@ -154,12 +154,7 @@ def _check_annotations(annotations: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _parse(reference: str | Reference) -> Reference:
-    if isinstance(reference, Reference):
-        ref = reference
-    else:
-        ref, extra = parse_reference(reference)
-        if extra:
-            raise InvalidReferenceError(f"reference cannot include multiple tags: {reference!r}", reference=reference)
+    ref = parse_single_reference(reference)
     if ref.is_local:
         raise InvalidReferenceError(
             f"registry is required when signing: {ref.display()} has no registry host (push it first)",

@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from pymodelkit.errors import DigestMismatchError, InvalidReferenceError, RegistryNotFoundError, SignatureError
+from pymodelkit.errors import DigestMismatchError, RegistryNotFoundError, SignatureError
 from pymodelkit.oci.digest import Digest
-from pymodelkit.oci.reference import Reference, parse_reference
+from pymodelkit.oci.reference import Reference, parse_single_reference
 from pymodelkit.registry.client import RegistryClient
 from pymodelkit.signing.bundle import verify_bundle
 from pymodelkit.signing.cosign_tag import decode_signature, fetch_blob_bytes, fetch_signature_manifest
@@ -277,12 +277,7 @@ def _statement(bundle: bytes) -> bytes:
 
 
 def _parse(reference: str | Reference) -> Reference:
-    if isinstance(reference, Reference):
-        ref = reference
-    else:
-        ref, extra = parse_reference(reference)
-        if extra:
-            raise InvalidReferenceError(f"reference cannot include multiple tags: {reference!r}", reference=reference)
+    ref = parse_single_reference(reference)
     if ref.is_local:
         raise SignatureError(
             f"cannot verify a local-only ModelKit: {ref.display()} has no registry host", reference=str(ref)

@@ -32,22 +32,10 @@ from pymodelkit.oci.reference import parse_reference
 from pymodelkit.registry import pull, push
 from pymodelkit.registry.remote import info_remote, inspect_remote
 from tests.support.registry import TestRegistry
-from tests.support.trees import read_tree, unique_repo, write_source_tree
+from tests.support.trees import CHURN_KITFILE, read_tree, unique_repo, write_source_tree
 
 P = "application/vnd.cncf.model."
-KITFILE = """manifestVersion: 1.0.0
-package:
-  name: churn
-model:
-  name: churn
-  path: model
-code:
-  - path: src
-datasets:
-  - name: train
-    path: data/train.csv
-"""  # in the order kit writes a Kitfile back, so an unpacked tree equals the source tree
-RAW_KITFILE = KITFILE.replace("path: model\n", "path: model/weights.bin\n").replace(
+RAW_KITFILE = CHURN_KITFILE.replace("path: model\n", "path: model/weights.bin\n").replace(
     "path: src\n", "path: src/train.py\n"
 )
 
@@ -66,7 +54,7 @@ def test_pack_format_modelpack_writes_what_converting_the_kitops_pack_gives(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
-    src = write_source_tree(tmp_path, KITFILE, weights=10_000)
+    src = write_source_tree(tmp_path, CHURN_KITFILE, weights=10_000)
     store = pymodelkit.LocalStore(tmp_path / "home")
     kitops = pymodelkit.pack(src, tag="localhost/mp/same:kitops", store=store)
     expected_manifest, expected_config = modelpack_from_modelkit(kitops.manifest, kitops.config_bytes)
@@ -80,7 +68,7 @@ def test_pack_cli_format_modelpack_and_kits_spelling(tmp_path: Path, monkeypatch
     from pymodelkit.cli.main import main
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
-    src = write_source_tree(tmp_path, KITFILE, weights=10_000)
+    src = write_source_tree(tmp_path, CHURN_KITFILE, weights=10_000)
     home = tmp_path / "home"
     assert main(["--config", str(home), "pack", str(src), "-t", "mp/cli:a", "--format", "modelpack"]) == 0
     assert main(["--config", str(home), "pack", str(src), "-t", "mp/cli:b", "--use-model-pack"]) == 0
@@ -92,7 +80,8 @@ def test_pack_cli_format_modelpack_and_kits_spelling(tmp_path: Path, monkeypatch
 
 
 def test_pack_modelpack_refuses_mcp_servers_before_building_layers(tmp_path: Path) -> None:
-    src = write_source_tree(tmp_path, KITFILE + "mcpServers:\n  - name: tool\n    path: tool.mcpb\n", weights=1_000)
+    kitfile = CHURN_KITFILE + "mcpServers:\n  - name: tool\n    path: tool.mcpb\n"
+    src = write_source_tree(tmp_path, kitfile, weights=1_000)
     store = pymodelkit.LocalStore(tmp_path / "home")
     with pytest.raises(pymodelkit.PackError, match="mcpServers are not supported when packing in modelpack format"):
         pymodelkit.pack(src, tag="mp/refused:v1", store=store, format="modelpack")
@@ -121,7 +110,7 @@ def _client_push_tree(root: Path) -> tuple[list[ModelLayer], dict[str, bytes]]:
 
 
 def test_modelpack_push_pull_unpack_gives_the_original_files(registry: TestRegistry, tmp_path: Path) -> None:
-    src = write_source_tree(tmp_path, KITFILE, weights=300_000)
+    src = write_source_tree(tmp_path, CHURN_KITFILE, weights=300_000)
     ref = f"{registry.host}/{unique_repo('modelpack', 'roundtrip')}:v1"
     first = pymodelkit.LocalStore(tmp_path / "home1")
     digest, manifest = _pack_modelpack(src, ref, first)
@@ -141,7 +130,7 @@ def test_modelpack_push_pull_unpack_gives_the_original_files(registry: TestRegis
     pymodelkit.unpack(ref, only_model, store=second, filters=["model"])
     assert read_tree(only_model) == {"model/weights.bin": (src / "model/weights.bin").read_bytes()}
 
-    assert dump_kitfile(pymodelkit.info(ref, store=second)) == KITFILE
+    assert dump_kitfile(pymodelkit.info(ref, store=second)) == CHURN_KITFILE
     document = json.loads(pymodelkit.inspect(ref, store=second))
     assert document["digest"] == str(digest)
     assert document["kitfile"]["package"] == {"name": "churn"}
@@ -150,7 +139,7 @@ def test_modelpack_push_pull_unpack_gives_the_original_files(registry: TestRegis
     assert second.fsck().ok
 
     # Straight from the registry, without a pull: remote info/inspect, and unpack with a filter.
-    assert dump_kitfile(info_remote(ref)) == KITFILE
+    assert dump_kitfile(info_remote(ref)) == CHURN_KITFILE
     assert json.loads(inspect_remote(ref))["kitfile"] == document["kitfile"]
     third = pymodelkit.LocalStore(tmp_path / "home3")
     remote_out = tmp_path / "remote-out"
@@ -161,8 +150,8 @@ def test_modelpack_push_pull_unpack_gives_the_original_files(registry: TestRegis
 @pytest.mark.parametrize(
     ("kitfile", "options", "media_types"),
     [
-        (KITFILE, {"compression": "zstd"}, ["weight.v1.tar+zstd", "code.v1.tar+zstd", "dataset.v1.tar+zstd"]),
-        (KITFILE, {"compression": "gzip"}, ["weight.v1.tar+gzip", "code.v1.tar+gzip", "dataset.v1.tar+gzip"]),
+        (CHURN_KITFILE, {"compression": "zstd"}, ["weight.v1.tar+zstd", "code.v1.tar+zstd", "dataset.v1.tar+zstd"]),
+        (CHURN_KITFILE, {"compression": "gzip"}, ["weight.v1.tar+gzip", "code.v1.tar+gzip", "dataset.v1.tar+gzip"]),
         (RAW_KITFILE, {"layer_format": "raw"}, ["weight.v1.raw", "code.v1.raw", "dataset.v1.raw"]),
     ],
 )
@@ -180,7 +169,7 @@ def test_compressed_and_raw_modelpacks_unpack_to_the_original_files(
 
 def test_modelpack_is_reproducible_with_source_date_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
-    src = write_source_tree(tmp_path, KITFILE, weights=10_000)
+    src = write_source_tree(tmp_path, CHURN_KITFILE, weights=10_000)
     digests = {
         _pack_modelpack(src, "localhost/modelpack/repro:v1", pymodelkit.LocalStore(tmp_path / name))[0]
         for name in ("a", "b")
@@ -194,7 +183,7 @@ def test_modelpack_is_reproducible_with_source_date_epoch(tmp_path: Path, monkey
 
 
 def test_modelpack_client_pulls_what_we_push(registry: TestRegistry, tmp_path: Path) -> None:
-    src = write_source_tree(tmp_path, KITFILE, weights=200_000)
+    src = write_source_tree(tmp_path, CHURN_KITFILE, weights=200_000)
     ref = f"{registry.host}/{unique_repo('modelpack', 'to-client')}:v1"
     store = pymodelkit.LocalStore(tmp_path / "home")
     _, manifest = _pack_modelpack(src, ref, store)

@@ -19,21 +19,9 @@ from pymodelkit.registry import pull
 from pymodelkit.registry.retry import RetryPolicy
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import TestRegistry
-from tests.support.trees import read_tree, unique_repo, write_source_tree
+from tests.support.trees import CHURN_KITFILE, read_tree, unique_repo, write_source_tree
 
 FAST = RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.05, budget_s=10.0)
-KITFILE = """manifestVersion: 1.0.0
-package:
-  name: churn
-model:
-  name: churn
-  path: model
-code:
-  - path: src
-datasets:
-  - name: train
-    path: data/train.csv
-"""
 PAST = 1_600_000_000
 
 
@@ -43,7 +31,7 @@ def _epoch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _source(root: Path, weights: int = 1_200_000) -> Path:
-    src = write_source_tree(root, KITFILE, weights=weights)
+    src = write_source_tree(root, CHURN_KITFILE, weights=weights)
     for path in src.rglob("*"):
         os.utime(path, (PAST, PAST))
     return src

@@ -20,26 +20,14 @@ from pymodelkit.registry.credentials import Credential, ExplicitCredentials
 from pymodelkit.registry.retry import RetryPolicy
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import TestRegistry
-from tests.support.trees import read_tree, unique_repo, write_source_tree
+from tests.support.trees import CHURN_KITFILE, read_tree, unique_repo, write_source_tree
 
 SKOPEO = "/usr/bin/skopeo"
 FAST = RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.05, budget_s=10.0)
-KITFILE = """manifestVersion: 1.0.0
-package:
-  name: churn
-model:
-  name: churn
-  path: model
-code:
-  - path: src
-datasets:
-  - name: train
-    path: data/train.csv
-"""  # in the order kit writes a Kitfile back, so an unpacked tree equals the source tree
 
 
 def _source(root: Path, weights: int = 1_500_000) -> Path:
-    return write_source_tree(root, KITFILE, weights=weights)
+    return write_source_tree(root, CHURN_KITFILE, weights=weights)
 
 
 def _tree(root: Path) -> dict[str, bytes]:

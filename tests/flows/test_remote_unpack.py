@@ -3,7 +3,6 @@ unless the whole ModelKit came down, parents resolved the same way; and the remo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from pymodelkit.cli.main import main
 from pymodelkit.errors import NotFoundError, RegistryNotFoundError
 from pymodelkit.registry import push
 from pymodelkit.registry.client import RegistryClient
-from tests.support.faultproxy import FaultProxy, ProxiedRequest
+from tests.support.faultproxy import FaultProxy
 from tests.support.registry import TestRegistry
 from tests.support.trees import read_tree, unique_repo, write_source_tree
 
@@ -55,24 +54,9 @@ def _published(proxy: FaultProxy, tmp_path: Path, name: str) -> tuple[str, Path,
     return ref, src, packed
 
 
-def _settled(proxy: FaultProxy) -> int:
-    """The number of requests the proxy has recorded once it stops changing: it records a request only after
-    forwarding the whole answer, so the last one may land just after the client has it."""
-    count, stable, deadline = len(proxy.requests), 0, time.monotonic() + 2.0
-    while stable < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-        now = len(proxy.requests)
-        stable, count = (stable + 1, count) if now == count else (0, now)
-    return count
-
-def _since(proxy: FaultProxy, start: int) -> list[ProxiedRequest]:
-    """The requests recorded after the first ``start``, once the proxy has settled."""
-    _settled(proxy)
-    return proxy.requests[start:]
-
-
 def _blob_gets(proxy: FaultProxy, since: int) -> list[str]:
-    return [r.target.rsplit("/", 1)[-1] for r in _since(proxy, since) if r.method == "GET" and "/blobs/" in r.target]
+    return [r.target.rsplit("/", 1)[-1] for r in proxy.requests_since(since)
+            if r.method == "GET" and "/blobs/" in r.target]
 
 
 def _layer(packed: pymodelkit.PackResult, media_kind: str) -> pymodelkit.Descriptor:
@@ -91,7 +75,7 @@ def test_unpack_from_the_registry_is_byte_exact_and_records_the_whole_modelkit(
     proxy = fault_proxy(registry.url)
     ref, src, packed = _published(proxy, tmp_path, "whole")
     store = pymodelkit.LocalStore(tmp_path / "home")
-    before = _settled(proxy)
+    before = proxy.settled_count()
     result = pymodelkit.unpack(ref, tmp_path / "out", store=store, plain_http=True)
     assert result.digest == packed.digest
     assert _tree(tmp_path / "out") == _tree(src)
@@ -100,9 +84,9 @@ def test_unpack_from_the_registry_is_byte_exact_and_records_the_whole_modelkit(
     [listed] = store.list_modelkits()
     assert (listed.repo_key, listed.digest, listed.tags) == (ref.rsplit(":", 1)[0], packed.digest, ("v1",))
     assert store.fsck().ok
-    again = _settled(proxy)
+    again = proxy.settled_count()
     pymodelkit.unpack(ref, tmp_path / "again", store=store, plain_http=True)
-    assert _since(proxy, again) == []  # now in the local store: no request at all
+    assert proxy.requests_since(again) == []  # now in the local store: no request at all
     assert _tree(tmp_path / "again") == _tree(src)
 
 
@@ -113,12 +97,12 @@ def test_unpack_with_a_filter_fetches_only_the_selected_layers_and_records_nothi
     ref, src, packed = _published(proxy, tmp_path, "filtered")
     store = pymodelkit.LocalStore(tmp_path / "home")
     model = _layer(packed, "model")
-    before = _settled(proxy)
+    before = proxy.settled_count()
     result = pymodelkit.unpack(ref, tmp_path / "out", filters=["model"], store=store, plain_http=True)
     assert result.kitfile_path is None
     assert _tree(tmp_path / "out") == {"model/weights.bin": (src / "model" / "weights.bin").read_bytes()}
     assert _blob_gets(proxy, before) == [str(packed.manifest.config.digest), str(model.digest)]
-    assert sum(1 for r in _since(proxy, before) if "/manifests/" in r.target) == 1
+    assert sum(1 for r in proxy.requests_since(before) if "/manifests/" in r.target) == 1
     assert store.list_modelkits() == []
     assert _stored_blobs(store) == {str(packed.manifest.config.digest), str(model.digest)}
     gc = store.gc()
@@ -126,7 +110,7 @@ def test_unpack_with_a_filter_fetches_only_the_selected_layers_and_records_nothi
 
     # Again, then without a filter: only what the store lacks is fetched, and then the ModelKit is recorded.
     pymodelkit.unpack(ref, tmp_path / "out2", filters=["datasets"], store=store, plain_http=True)
-    middle = _settled(proxy)
+    middle = proxy.settled_count()
     pymodelkit.unpack(ref, tmp_path / "out3", store=store, plain_http=True)
     fetched = _blob_gets(proxy, middle)
     assert sorted(fetched) == sorted(
@@ -152,7 +136,7 @@ def test_a_remote_parent_is_unpacked_with_its_model_layers_only(
     push(child_ref, store=publisher, plain_http=True)
 
     store = pymodelkit.LocalStore(tmp_path / "home")
-    before = _settled(proxy)
+    before = proxy.settled_count()
     pymodelkit.unpack(child_ref, tmp_path / "out", store=store, plain_http=True)
     out = tmp_path / "out"
     assert (out / "model" / "weights.bin").read_bytes() == (base_src / "model" / "weights.bin").read_bytes()
@@ -231,7 +215,7 @@ def test_cli_unpack_list_inspect_info_from_the_registry(
         [repository, "v1", "Ada", "churn", "303.5", "KiB", str(packed.digest)],
     ]
 
-    before = _settled(proxy)
+    before = proxy.settled_count()
     code, out, _ = _run(capsys, "--config", home, "inspect", "-r", ref, "--plain-http")
     assert code == 0
     assert out == pymodelkit.inspect(ref, pymodelkit.LocalStore(Path(home))) + "\n"
@@ -239,7 +223,7 @@ def test_cli_unpack_list_inspect_info_from_the_registry(
     assert code == 0
     assert out == pymodelkit.dump_kitfile(pymodelkit.info(ref, pymodelkit.LocalStore(Path(home))))
     layers = {str(d.digest) for d in packed.manifest.layers or ()}
-    assert not [r for r in _since(proxy, before) if r.target.rsplit("/", 1)[-1] in layers]
+    assert not [r for r in proxy.requests_since(before) if r.target.rsplit("/", 1)[-1] in layers]
 
 
 def test_cli_remote_remove(

@@ -15,25 +15,13 @@ import pymodelkit
 from pymodelkit.cli.main import main
 from pymodelkit.signing.keys import generate_signing_key, write_key_pair
 from tests.support.registry import TestRegistry
-from tests.support.trees import read_tree, unique_repo, write_source_tree
+from tests.support.trees import CHURN_KITFILE, read_tree, unique_repo, write_source_tree
 
 SKOPEO = "/usr/bin/skopeo"
-KITFILE = """manifestVersion: 1.0.0
-package:
-  name: churn
-model:
-  name: churn
-  path: model
-code:
-  - path: src
-datasets:
-  - name: train
-    path: data/train.csv
-"""
 
 
 def _pack(root: Path, ref: str, store: pymodelkit.LocalStore, weights: int = 300_000) -> pymodelkit.PackResult:
-    return pymodelkit.pack(write_source_tree(root, KITFILE, weights=weights), tag=ref, store=store)
+    return pymodelkit.pack(write_source_tree(root, CHURN_KITFILE, weights=weights), tag=ref, store=store)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:

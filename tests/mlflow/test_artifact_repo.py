@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,19 +94,8 @@ def _publish(saved: SavedModel, host: str, tmp_path: Path, name: str, *, kitfile
     return ref, packed
 
 
-def _settled(proxy: FaultProxy) -> int:
-    """The proxy's request count once it stops changing (it records a request after forwarding the answer)."""
-    count, stable, deadline = len(proxy.requests), 0, time.monotonic() + 2.0
-    while stable < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-        now = len(proxy.requests)
-        stable, count = (stable + 1, count) if now == count else (0, now)
-    return count
-
-
 def _blob_gets(proxy: FaultProxy, since: int) -> list[str]:
-    _settled(proxy)
-    return sorted(r.target.rsplit("/", 1)[-1] for r in proxy.requests[since:]
+    return sorted(r.target.rsplit("/", 1)[-1] for r in proxy.requests_since(since)
                   if r.method == "GET" and "/blobs/" in r.target)
 
 
@@ -142,7 +130,7 @@ def test_load_model_fetches_only_the_model_layer_and_a_second_load_downloads_not
     proxy = fault_proxy(registry.url)
     ref, packed = _publish(saved, proxy.host, tmp_path, "load")
     uri = f"modelkit://{ref}"
-    before = _settled(proxy)
+    before = proxy.settled_count()
 
     saved.assert_predicts(mlflow.pyfunc.load_model(uri))
     wanted = sorted([str(packed.manifest.config.digest), _layer_digest(packed, "model")])
@@ -150,7 +138,7 @@ def test_load_model_fetches_only_the_model_layer_and_a_second_load_downloads_not
     blobs = _stored_blobs()
     assert {d.split(":")[1] for d in wanted} <= blobs
 
-    again = _settled(proxy)
+    again = proxy.settled_count()
     saved.assert_predicts(mlflow.sklearn.load_model(uri))  # a flavor loader, through the same repository
     assert _blob_gets(proxy, again) == []
     assert _stored_blobs() == blobs

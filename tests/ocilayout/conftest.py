@@ -9,20 +9,8 @@ import pytest
 
 import pymodelkit
 from pymodelkit.pack.pipeline import PackResult
-from tests.support.trees import write_source_tree
+from tests.support.trees import CHURN_KITFILE, write_source_tree
 
-KITFILE = """manifestVersion: 1.0.0
-package:
-  name: churn
-model:
-  name: churn
-  path: model
-code:
-  - path: src
-datasets:
-  - name: train
-    path: data/train.csv
-"""
 REFERENCE = "registry.example.com/team/churn:v1"
 
 
@@ -38,7 +26,7 @@ class Saved:
 
 @pytest.fixture
 def saved(tmp_path: Path) -> Saved:
-    src = write_source_tree(tmp_path, KITFILE, weights=200_000)
+    src = write_source_tree(tmp_path, CHURN_KITFILE, weights=200_000)
     store = pymodelkit.LocalStore(tmp_path / "home-packed")
     packed = pymodelkit.pack(src, tag=REFERENCE, store=store)
     archive = tmp_path / "churn.tar"

@@ -8,7 +8,6 @@ import json
 import re
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,7 +25,7 @@ from pymodelkit.registry.client import RegistryClient
 from pymodelkit.registry.credentials import Credential, ExplicitCredentials
 from pymodelkit.registry.remote import info_remote, inspect_remote, list_remote, remove_remote
 from pymodelkit.store import Removal
-from tests.support.faultproxy import FaultProxy, ProxiedRequest
+from tests.support.faultproxy import FaultProxy
 from tests.support.registry import TestRegistry
 
 KITFILE = """manifestVersion: 1.0.0
@@ -61,22 +60,6 @@ def _publish(
     for tag in tags:
         push(f"{host}/{repo}:{tag}", store=store, credentials=credentials, plain_http=plain_http)
     return packed
-
-
-def _settled(proxy: FaultProxy) -> int:
-    """The number of requests the proxy has recorded once it stops changing: it records a request only after
-    forwarding the whole answer, so the last one may land just after the client has it."""
-    count, stable, deadline = len(proxy.requests), 0, time.monotonic() + 2.0
-    while stable < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-        now = len(proxy.requests)
-        stable, count = (stable + 1, count) if now == count else (0, now)
-    return count
-
-def _since(proxy: FaultProxy, start: int) -> list[ProxiedRequest]:
-    """The requests recorded after the first ``start``, once the proxy has settled."""
-    _settled(proxy)
-    return proxy.requests[start:]
 
 
 def _remote_tags(registry: TestRegistry, repo: str) -> list[str]:
@@ -267,7 +250,7 @@ def test_inspect_and_info_remote_match_the_local_ones_without_fetching_a_layer(
     src_store = pymodelkit.LocalStore(tmp_path / "local")
     packed = _publish(proxy.host, repo, ["v1"], tmp_path, plain_http=True)
     pymodelkit.pull(f"{proxy.host}/{repo}:v1", store=src_store, plain_http=True)
-    before = _settled(proxy)
+    before = proxy.settled_count()
 
     document = inspect_remote(f"{proxy.host}/{repo}:v1", plain_http=True)
     kitfile = info_remote(f"{proxy.host}/{repo}@{packed.digest}", plain_http=True)
@@ -277,7 +260,7 @@ def test_inspect_and_info_remote_match_the_local_ones_without_fetching_a_layer(
     assert dump_kitfile(kitfile) == dump_kitfile(pymodelkit.info(f"{proxy.host}/{repo}:v1", src_store))
     assert kitfile.model is not None and kitfile.model.digest == ""
     layers = {str(layer.digest) for layer in packed.manifest.layers or ()}
-    seen = [(r.method, r.target) for r in _since(proxy, before)]
+    seen = [(r.method, r.target) for r in proxy.requests_since(before)]
     assert not [target for _, target in seen if any(digest in target for digest in layers)]
     blob_gets = [target for method, target in seen if method == "GET" and "/blobs/" in target]
     assert blob_gets == [f"/v2/{repo}/blobs/{packed.manifest.config.digest}"] * 2

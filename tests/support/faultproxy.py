@@ -485,6 +485,22 @@ class FaultProxy:
                 self._idle.wait(0.05)
             return list(self._requests)
 
+    def settled_count(self) -> int:
+        """The number of requests recorded once it stops changing (three polls 20 ms apart agree, at most 2 s): a
+        request is recorded only after its whole answer is forwarded, so the last one may land just after the client
+        has it."""
+        count, stable, deadline = len(self.requests), 0, time.monotonic() + 2.0
+        while stable < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            now = len(self.requests)
+            stable, count = (stable + 1, count) if now == count else (0, now)
+        return count
+
+    def requests_since(self, start: int) -> list[ProxiedRequest]:
+        """The requests recorded after the first ``start``, once the count has settled."""
+        self.settled_count()
+        return self.requests[start:]
+
     def _record(self, method: str, target: str, status: int | None, actions: tuple[RuleKind, ...]) -> None:
         with self._lock:
             self._requests.append(ProxiedRequest(method, target, status, actions))

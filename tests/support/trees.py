@@ -6,7 +6,20 @@ import hashlib
 import secrets
 from pathlib import Path
 
-__all__ = ["read_tree", "unique_repo", "write_source_tree"]
+__all__ = ["CHURN_KITFILE", "read_tree", "unique_repo", "write_source_tree"]
+
+CHURN_KITFILE = """manifestVersion: 1.0.0
+package:
+  name: churn
+model:
+  name: churn
+  path: model
+code:
+  - path: src
+datasets:
+  - name: train
+    path: data/train.csv
+"""  # for :func:`write_source_tree`; in the order kit writes a Kitfile back, so an unpacked tree equals the source
 
 
 def write_source_tree(root: Path, kitfile: str, *, weights: int) -> Path:

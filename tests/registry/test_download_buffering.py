@@ -1,0 +1,274 @@
+"""The download hot path (``registry/download.py``): large bodies read from the socket into reused buffers, over plain
+HTTP and TLS, through cuts, resets and stalls at arbitrary points, several at once, and the connection pool after."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import logging
+import os
+import random
+import secrets
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from pymodelkit.errors import DigestMismatchError
+from pymodelkit.oci.descriptor import Descriptor
+from pymodelkit.oci.digest import Digest
+from pymodelkit.registry import download
+from pymodelkit.registry.client import RegistryClient
+from pymodelkit.registry.download import download_blob
+from pymodelkit.registry.retry import RetryPolicy
+from pymodelkit.registry.upload import FileSpan, put_blob, start_upload
+from pymodelkit.store import LocalStore
+from tests.support.faultproxy import FaultProxy
+from tests.support.registry import TestRegistry
+
+FAST = RetryPolicy(attempts=6, base_delay_s=0.01, max_delay_s=0.05, budget_s=20.0)
+MEDIA = "application/vnd.kitops.modelkit.model.v1.tar"
+MIB = 1 << 20
+DIRECT = "from the socket"
+
+
+def _upload(registry: TestRegistry, tmp_path: Path, data: bytes) -> tuple[str, Descriptor]:
+    repo = f"buffering/t{secrets.token_hex(4)}"
+    path = tmp_path / f"upload-{secrets.token_hex(4)}.bin"
+    path.write_bytes(data)
+    digest = Digest.from_bytes(data)
+    with RegistryClient(registry.host) as client, path.open("rb") as handle:
+        put_blob(client, start_upload(client, repo), digest, FileSpan(handle.fileno(), 0, len(data)))
+    path.unlink()
+    return repo, Descriptor(MEDIA, digest, len(data))
+
+
+def _leftovers(store: LocalStore) -> list[str]:
+    ingest = store.storage / "ingest"
+    return sorted(os.listdir(ingest)) if ingest.is_dir() else []
+
+
+def _direct_reads(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(DIRECT in record.getMessage() for record in caplog.records if record.name == download.__name__)
+
+
+def test_a_large_blob_is_read_from_the_socket_and_verified(
+    registry: TestRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = os.urandom(3 * MIB + 12345)  # not a whole number of buffers
+    repo, desc = _upload(registry, tmp_path, data)
+    store = LocalStore(tmp_path / "home")
+    seen: list[int] = []
+    caplog.set_level(logging.DEBUG, logger=download.__name__)
+    with RegistryClient(registry.host) as client:
+        assert download_blob(client, repo, desc, store, on_bytes=seen.append) is True
+        client.ping()  # the pool still works after a connection whose body bypassed h11
+    assert _direct_reads(caplog) == 1
+    assert store.blob_path(desc.digest).read_bytes() == data
+    assert seen == sorted(seen) and seen[-1] == len(data)
+    assert _leftovers(store) == []
+
+
+def test_a_small_blob_goes_through_httpx(
+    registry: TestRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = os.urandom(download._DIRECT_MIN_BYTES - 1)
+    repo, desc = _upload(registry, tmp_path, data)
+    store = LocalStore(tmp_path / "home")
+    caplog.set_level(logging.DEBUG, logger=download.__name__)
+    with RegistryClient(registry.host) as client:
+        assert download_blob(client, repo, desc, store) is True
+    assert _direct_reads(caplog) == 0
+    assert store.blob_path(desc.digest).read_bytes() == data
+
+
+@pytest.mark.parametrize("abort", [False, True], ids=["fin", "rst"])
+def test_cuts_at_random_points_resume_to_the_exact_bytes(
+    registry: TestRegistry, tmp_path: Path, fault_proxy: Callable[..., FaultProxy], abort: bool
+) -> None:
+    data = os.urandom(5 * MIB)
+    repo, desc = _upload(registry, tmp_path, data)
+    rng = random.Random(f"cuts-{abort}")
+    proxy = fault_proxy(registry.url)
+    cuts = [rng.randrange(1, 2 * MIB) for _ in range(3)]  # each resumed GET is cut again, from its own start
+    for after in cuts:
+        proxy.cut("GET", "/blobs/sha256:", after_bytes=after, direction="response", abort=abort)
+    store = LocalStore(tmp_path / "home")
+    seen: list[int] = []
+    with RegistryClient(proxy.host, plain_http=True) as client:
+        assert download_blob(client, repo, desc, store, on_bytes=seen.append, retry=FAST) is True
+    assert store.blob_path(desc.digest).read_bytes() == data
+    assert proxy.cuts == 3
+    gets = [r for r in proxy.requests if r.method == "GET"]
+    assert gets[-1].status == 206 and len(gets) >= 4
+    assert seen == sorted(seen)  # bytes received before each cut were kept
+    assert _leftovers(store) == []
+
+
+def test_a_stalled_body_times_out_and_resumes(
+    registry: TestRegistry, tmp_path: Path, fault_proxy: Callable[..., FaultProxy], caplog: pytest.LogCaptureFixture
+) -> None:
+    data = os.urandom(3 * MIB)
+    repo, desc = _upload(registry, tmp_path, data)
+    proxy = fault_proxy(registry.url)
+    proxy.stall("GET", "/blobs/sha256:", seconds=3.0, after_bytes=int(1.5 * MIB), direction="response")
+    store = LocalStore(tmp_path / "home")
+    caplog.set_level(logging.INFO, logger=download.__name__)
+    with RegistryClient(proxy.host, plain_http=True, timeout_s=0.5) as client:
+        assert download_blob(client, repo, desc, store, retry=FAST) is True
+    assert store.blob_path(desc.digest).read_bytes() == data
+    resumed = [r.getMessage() for r in caplog.records if "resuming at byte" in r.getMessage()]
+    assert len(resumed) == 1 and "timed out" in resumed[0]
+    held = int(resumed[0].split("resuming at byte ")[1].split()[0])
+    assert 0 < held <= int(1.5 * MIB)  # what arrived before the stall was kept
+
+
+def test_a_body_longer_than_the_descriptor_is_refused_before_it_is_read(
+    registry: TestRegistry, tmp_path: Path
+) -> None:
+    data = os.urandom(2 * MIB)
+    repo, desc = _upload(registry, tmp_path, data)
+    store = LocalStore(tmp_path / "home")
+    shorter = Descriptor(MEDIA, desc.digest, len(data) - 1)
+    with RegistryClient(registry.host) as client, pytest.raises(DigestMismatchError, match="is longer than the"):
+        download_blob(client, repo, shorter, store, retry=FAST)
+    assert not store.has_blob(desc.digest)
+    assert _leftovers(store) == []
+
+
+def test_a_wrong_digest_over_the_direct_path_stores_nothing(registry: TestRegistry, tmp_path: Path) -> None:
+    data = os.urandom(2 * MIB)
+    repo, desc = _upload(registry, tmp_path, data)
+    other = Descriptor(MEDIA, Digest.from_bytes(b"something else"), len(data))
+    store = LocalStore(tmp_path / "home")
+    # The registry does not have `other`, so fetch the real blob under a descriptor that lies about its digest.
+    with RegistryClient(registry.host) as client:
+        client_open = client.open_blob
+
+        def open_real(repository: str, digest: Digest, *, offset: int = 0) -> object:
+            return client_open(repository, desc.digest, offset=offset)
+
+        client.open_blob = open_real  # type: ignore[assignment, method-assign]
+        with pytest.raises(DigestMismatchError, match="digest mismatch"):
+            download_blob(client, repo, other, store, retry=FAST)
+    assert not store.has_blob(other.digest) and not store.has_blob(desc.digest)
+    assert _leftovers(store) == []
+
+
+def test_several_large_blobs_at_once_on_one_client(
+    registry: TestRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blobs = [os.urandom(2 * MIB + n) for n in range(4)]
+    uploaded = [_upload(registry, tmp_path, data) for data in blobs]
+    store = LocalStore(tmp_path / "home")
+    caplog.set_level(logging.DEBUG, logger=download.__name__)
+    with RegistryClient(registry.host) as client, ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda item: download_blob(client, item[0], item[1], store), uploaded))
+        again = [download_blob(client, repo, desc, LocalStore(tmp_path / "second")) for repo, desc in uploaded]
+    assert done == [True] * 4 and again == [True] * 4
+    assert _direct_reads(caplog) == 8
+    for data, (_, desc) in zip(blobs, uploaded, strict=True):
+        assert store.blob_path(desc.digest).read_bytes() == data
+
+
+# ----- TLS: the socket is an ssl.SSLSocket -------------------------------------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@contextlib.contextmanager
+def _tls_front(upstream: tuple[str, int], cert: Path, key: Path) -> Iterator[str]:
+    """A TLS terminator on a free loopback port relaying each connection to the plain-HTTP registry."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    sockets: list[socket.socket] = []
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(256 * 1024):
+                sink.sendall(data)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                client = context.wrap_socket(raw, server_side=True)
+            except (OSError, ssl.SSLError):
+                raw.close()
+                continue
+            client.settimeout(10)
+            backend = socket.create_connection(upstream, timeout=10)
+            sockets.extend((client, backend))
+            for source, sink in ((client, backend), (backend, client)):
+                thread = threading.Thread(target=pump, args=(source, sink), daemon=True)
+                thread.start()
+                threads.append(thread)
+
+    acceptor = threading.Thread(target=serve, daemon=True)
+    acceptor.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        acceptor.join()
+        listener.close()
+        for thread in threads:
+            thread.join(timeout=5)
+        for sock in sockets:
+            sock.close()
+
+
+def test_a_large_blob_over_tls_is_read_from_the_ssl_socket(
+    registry: TestRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = os.urandom(4 * MIB + 1)
+    repo, desc = _upload(registry, tmp_path, data)
+    cert, key = _self_signed(tmp_path)
+    host, port = registry.host.rsplit(":", 1)
+    store = LocalStore(tmp_path / "home")
+    caplog.set_level(logging.DEBUG, logger=download.__name__)
+    with _tls_front((host, int(port)), cert, key) as front, \
+            RegistryClient(front, plain_http=False, ca_bundle=str(cert), trust_env=False) as client:
+        assert client.base_url == f"https://{front}"
+        assert download_blob(client, repo, desc, store, retry=FAST) is True
+        client.ping()
+    assert _direct_reads(caplog) == 1
+    assert store.blob_path(desc.digest).read_bytes() == data
