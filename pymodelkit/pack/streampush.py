@@ -73,25 +73,29 @@ class UploadTarget:
             raise ValueError("chunk_bytes must be at least 1")
         self._client = client
         self._repository = repository
-        self._chunk_bytes = chunk_bytes
-        self._pending = bytearray()
+        self._buffer = bytearray(chunk_bytes)  # reused for every chunk: memory stays flat whatever the layer size
+        self._filled = 0
         self._session: UploadSession | None = None
         self._done = False
         self.bytes_sent = 0
 
     def write(self, data: memoryview) -> None:
-        self._pending += data
-        while len(self._pending) >= self._chunk_bytes:
-            piece = bytes(self._pending[: self._chunk_bytes])
-            del self._pending[: self._chunk_bytes]
-            self._session = send_bytes_chunk(self._client, self._open(), piece)
-            self.bytes_sent += len(piece)
+        view, size = memoryview(self._buffer), len(self._buffer)
+        while data:
+            take = min(size - self._filled, len(data))
+            view[self._filled:self._filled + take] = data[:take]
+            self._filled += take
+            data = data[take:]
+            if self._filled == size:
+                self._session = send_bytes_chunk(self._client, self._open(), view)
+                self.bytes_sent += size
+                self._filled = 0
 
     def commit(self, digest: Digest, size: int) -> None:
-        rest = bytes(self._pending)
-        self._pending = bytearray()
+        rest = memoryview(self._buffer)[: self._filled]
         finish_bytes_upload(self._client, self._open(), digest, rest)
-        self.bytes_sent += len(rest)
+        self.bytes_sent += self._filled
+        self._filled = 0
         self._done = True
         logger.debug("streamed blob %s (%d bytes) to %s", digest.short(), size, self._repository)
 
@@ -99,7 +103,7 @@ class UploadTarget:
         if self._done:
             return
         self._done = True
-        self._pending = bytearray()
+        self._filled = 0
         if self._session is not None:
             cancel_upload(self._client, self._session)
 

@@ -106,6 +106,28 @@ class FileSpan:
                 self._on_sent(position)
 
 
+class BufferSpan:
+    """A request body over a caller's reused buffer, handed to the socket 1 MiB at a time.
+
+    httpx's responses are reference cycles that keep their request, and so its body, until Python's cycle
+    collector runs, which counts objects, not bytes: a fresh ``bytes`` body per chunk would pile up chunks. This
+    holds a view of the caller's buffer instead (which the caller reuses), so nothing piles up. ``replayable`` as
+    :class:`FileSpan`; the caller must not change the buffer until the request is answered.
+    """
+
+    replayable = True
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._view = memoryview(data).cast("B")
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, len(self._view), PIECE_BYTES):
+            yield bytes(self._view[start:start + PIECE_BYTES])
+
+
 def always_monolithic(host: str) -> bool:
     """Tell whether blobs for ``host`` (``host[:port]``, any case) always go in one PUT, whatever their size:
     ``ghcr.io``, ``*.pkg.dev``, ``*gcr.io``, ``*amazonaws.com`` and ``*amazonaws.com.cn``, as kit decides."""
@@ -306,13 +328,16 @@ def _pread(fd: int, size: int, offset: int) -> bytes:
 # ----- bytes bodies (the streaming pack-and-push: the blob is produced as it is sent, there is no file) -----------
 
 
-def send_bytes_chunk(client: RegistryClient, session: UploadSession, data: bytes) -> UploadSession:
-    """PATCH ``data`` as the next chunk (as :func:`send_chunk`, the body in memory instead of a file span)."""
+def send_bytes_chunk(
+    client: RegistryClient, session: UploadSession, data: bytes | bytearray | memoryview
+) -> UploadSession:
+    """PATCH ``data`` as the next chunk (as :func:`send_chunk`, the body in memory instead of a file span; sent
+    through a :class:`BufferSpan`, so the caller may reuse the buffer once this returns)."""
     if not data:
         raise ValueError("an upload chunk cannot be empty")
     end = session.offset + len(data) - 1
-    response = client.send("PATCH", session.location, scopes=(push_scope(session.repository),), content=data,
-                           retry=False, headers={
+    response = client.send("PATCH", session.location, scopes=(push_scope(session.repository),),
+                           content=BufferSpan(data), retry=False, headers={
                                "Content-Type": OCTET_STREAM,
                                "Content-Range": f"{session.offset}-{end}",
                                "Content-Length": str(len(data)),
@@ -329,15 +354,17 @@ def send_bytes_chunk(client: RegistryClient, session: UploadSession, data: bytes
     return replace(session, location=_location(client, response), offset=end + 1)
 
 
-def finish_bytes_upload(client: RegistryClient, session: UploadSession, digest: Digest, data: bytes = b"") -> None:
+def finish_bytes_upload(
+    client: RegistryClient, session: UploadSession, digest: Digest, data: bytes | bytearray | memoryview = b""
+) -> None:
     """PUT ``<location>?digest=`` with the last bytes of the blob (possibly none); on a fresh session (offset 0)
     this is a monolithic upload of ``data``. Raises RegistryError (400 DIGEST_INVALID on a digest mismatch)."""
     headers = {"Content-Type": OCTET_STREAM, "Content-Length": str(len(data))}
     if data and session.offset:
         headers["Content-Range"] = f"{session.offset}-{session.offset + len(data) - 1}"
     response = client.send("PUT", _with_digest(session.location, digest), scopes=(push_scope(session.repository),),
-                           content=data, retry=False, headers=headers)
+                           content=BufferSpan(data), retry=False, headers=headers)
     check_response(response, 201, subject=f"blob {digest} in {client.registry}/{session.repository}")
 
 
-__all__ += ["finish_bytes_upload", "send_bytes_chunk"]
+__all__ += ["BufferSpan", "finish_bytes_upload", "send_bytes_chunk"]

@@ -115,3 +115,27 @@ def test_cli_pack_push_no_store(registry: TestRegistry, tmp_path: Path) -> None:
     assert refused.exit_code != 0 and "--no-store needs --push" in refused.output
     local = runner.invoke(cli, ["--config", str(home), "pack", str(src), "-t", "local/only:v1", "--push"])
     assert isinstance(local.exception, InvalidReferenceError) and "registry is required" in str(local.exception)
+
+
+def test_streaming_push_memory_stays_flat_whatever_the_layer_size(registry: TestRegistry, tmp_path: Path) -> None:
+    # httpx keeps each request (and its body) alive until Python's cycle collector runs; a fresh bytes object per
+    # PATCH once held a whole 1 GiB layer in memory. The chunks now go through one reused buffer per layer.
+    import tracemalloc
+
+    src = tmp_path / "big"
+    src.mkdir()
+    block = os.urandom(1 << 20)
+    with open(src / "weights.bin", "wb") as out:
+        for _ in range(48):
+            out.write(block)
+    (src / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: weights.bin\n")
+    ref = f"{registry.host}/{unique_repo('stream', 'flat')}:v1"
+    tracemalloc.start()
+    try:
+        result = pymodelkit.pack_and_push(src, ref, store=pymodelkit.LocalStore(tmp_path / "home"), no_store=True,
+                                          digest_cache=False, chunk_bytes=2 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.push.bytes_uploaded > 48 << 20
+    assert peak < 40 << 20, f"peak traced memory {peak >> 20} MiB while streaming a 48 MiB layer in 2 MiB chunks"
