@@ -48,7 +48,7 @@ from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from pymodelkit.store import LocalStore
 from pymodelkit.store.ingest import BlobWriter
 
-__all__ = ["READ_AHEAD_BUFFERS", "READ_BUFFER_BYTES", "download_blob"]
+__all__ = ["READ_AHEAD_BUFFERS", "READ_BUFFER_BYTES", "download_blob", "fetch_blob"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +82,31 @@ def download_blob(
         RegistryError: not found, or still failing when the retry policy is spent (naming the blob).
         DigestMismatchError: the bytes received differ in size or digest; nothing is stored.
     """
-    if store.has_blob(descriptor.digest):
+    writer = fetch_blob(client, repository, descriptor, store, on_bytes=on_bytes, retry=retry, sleep=sleep)
+    if writer is None:
         return False
+    with writer:
+        writer.commit(expected_digest=descriptor.digest, expected_size=descriptor.size, mode=0o600)
+    return True
+
+
+def fetch_blob(
+    client: RegistryClient,
+    repository: str,
+    descriptor: Descriptor,
+    store: LocalStore,
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BlobWriter | None:
+    """Download the blob into the store's ingest area and verify it, without committing it: the caller commits the
+    returned writer (``commit(mode=0o600)``) or aborts it. ``None`` when the store has the blob already.
+
+    Raises as :func:`download_blob`; on any failure nothing is left in the ingest area.
+    """
+    if store.has_blob(descriptor.digest):
+        return None
     subject = f"blob {descriptor.digest} from {client.registry}/{repository}"
     held = _Held.start(store, descriptor)
     attempt = 0
@@ -107,10 +130,11 @@ def download_blob(
             logger.info("%s: %s; resuming at byte %d in %.1fs", subject, error, held.writer.size, delay)
             sleep(delay)
         held.check_digest(descriptor)
-        held.writer.commit(expected_digest=descriptor.digest, expected_size=descriptor.size, mode=0o600)
-    finally:
+        held.writer.verify(expected_digest=descriptor.digest, expected_size=descriptor.size)
+    except BaseException:
         held.writer.abort()
-    return True
+        raise
+    return held.writer
 
 
 @dataclass

@@ -33,7 +33,7 @@ from pymodelkit.pack.parents import resolve_parent_chain
 from pymodelkit.progress import TOTAL_PROGRESS_KEY, ProgressCallback
 from pymodelkit.progress import BlobProgress as _Progress
 from pymodelkit.registry.client import RegistryClient
-from pymodelkit.registry.download import download_blob
+from pymodelkit.registry.download import fetch_blob
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from pymodelkit.registry.upload import (
     LOST_SESSION_CODES,
@@ -51,6 +51,7 @@ from pymodelkit.registry.upload import (
     upload_format,
 )
 from pymodelkit.store import LocalStore
+from pymodelkit.store.ingest import BlobWriter
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
@@ -256,8 +257,9 @@ def pull(
     """Pull a ModelKit (and the parents its ``model.path`` names) from a registry into the local store.
 
     The manifest must be an OCI image manifest of a KitOps or ModelPack artifact. Every blob goes through the
-    store's ingest and is checked for size and digest before it is committed; the manifest is added with the tag
-    (none when pulled by digest).
+    store's ingest and is checked for size and digest; none is committed until every one of the ModelKit checked
+    out, so a failed pull leaves nothing of it in the store. The manifest is added with the tag (none when pulled
+    by digest).
 
     ``verify`` (e.g. ``pymodelkit.signing.verifier([key])``) checks the manifest's signatures right after it is
     fetched, before any blob is downloaded; default: what the signature policy requires for ``reference`` (nothing
@@ -506,14 +508,26 @@ def _pull_modelkit(
     progress = _Progress(on_progress, [(_key(d.digest), d.size) for d in missing])
     stop = threading.Event()
 
+    verified: list[BlobWriter] = []  # every blob is downloaded and verified before any is committed
+    lock = threading.Lock()
+
     def run(blob: Descriptor) -> bool:
         key = _key(blob.digest)
-        done = download_blob(client, ref.repository, blob, store, retry=retry,
-                             on_bytes=lambda held: progress.update(key, held))
+        writer = fetch_blob(client, ref.repository, blob, store, retry=retry,
+                            on_bytes=lambda held: progress.update(key, held))
+        if writer is not None:
+            with lock:
+                verified.append(writer)
         progress.update(key, blob.size, finished=True)
-        return done
+        return writer is not None
 
-    _run_all(missing, run, concurrency, stop)
+    try:
+        _run_all(missing, run, concurrency, stop)
+        for writer in verified:
+            writer.commit(mode=0o600)
+    finally:
+        for writer in verified:
+            writer.abort()  # after a failure: nothing of this pull is left in the store
     store.add_manifest(ref.repo_key, fetched.data, tags=(ref.tag,) if ref.tag else ())
     logger.info("pulled %s as %s", fetched.digest, ref)
     return PullResult(

@@ -65,6 +65,7 @@ class BlobWriter:
         self._size = 0
         self._flushed = 0  # bytes whose writeback has been started
         self._done = False
+        self._verified: Digest | None = None  # set by verify(): fsynced, size and digest checked
         self.was_present = False  # set by commit: the blob was in the store already, our copy was discarded
 
     @property
@@ -73,8 +74,10 @@ class BlobWriter:
         return self._size
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Append ``data`` to the blob. Raises :class:`StoreError` after commit or abort."""
+        """Append ``data`` to the blob. Raises :class:`StoreError` after commit, abort or verify."""
         fd = self._require_open()
+        if self._verified is not None:
+            raise StoreError("blob writer is verified: no more bytes can be written")
         view = memoryview(data).cast("B")
         if self._hasher is not None:
             self._hasher.update(view)
@@ -86,22 +89,20 @@ class BlobWriter:
             start_writeback(fd, self._flushed, self._size - self._flushed)
             self._flushed = self._size
 
-    def commit(
-        self,
-        *,
-        expected_digest: Digest | None = None,
-        expected_size: int | None = None,
-        mode: int = 0o600,
-    ) -> tuple[Digest, int]:
-        """Verify, then move the blob into ``blobs/sha256/<hex>``. Returns its digest and size.
+    def verify(self, *, expected_digest: Digest | None = None, expected_size: int | None = None) -> Digest:
+        """Make the bytes durable (fsync) and check their size and digest, without putting the blob in the store:
+        :meth:`commit` does that, later (``pull`` verifies every blob before it commits any). Returns the digest.
 
         A writer made with ``hashing=False`` takes ``expected_digest`` (required) as the digest of what was written.
+        No more bytes may be written once it has verified.
 
         Raises:
             DigestMismatchError: the size or digest differs from the expected one; the ingest file is removed.
             StoreError: the writer was already committed or aborted.
         """
         fd = self._require_open()
+        if self._verified is not None:
+            return self._verified
         if self._hasher is None and expected_digest is None:
             self.abort()
             raise StoreError("blob writer without hashing: commit needs the digest of the bytes written")
@@ -126,6 +127,25 @@ class BlobWriter:
                 expected=str(expected_digest),
                 actual=str(digest),
             )
+        self._verified = digest
+        return digest
+
+    def commit(
+        self,
+        *,
+        expected_digest: Digest | None = None,
+        expected_size: int | None = None,
+        mode: int = 0o600,
+    ) -> tuple[Digest, int]:
+        """Verify (unless :meth:`verify` already did), then move the blob into ``blobs/sha256/<hex>``. Returns its
+        digest and size.
+
+        Raises:
+            DigestMismatchError: the size or digest differs from the expected one; the ingest file is removed.
+            StoreError: the writer was already committed or aborted.
+        """
+        digest = self.verify(expected_digest=expected_digest, expected_size=expected_size)
+        fd = self._require_open()
         target = blob_path(self._storage, digest)
         try:
             if target.exists():
