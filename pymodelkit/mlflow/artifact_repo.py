@@ -33,9 +33,10 @@ import os
 import posixpath
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import FileInfo
 from mlflow.exceptions import MlflowException
@@ -76,7 +77,10 @@ from pymodelkit.registry.transfer import push
 from pymodelkit.unpack.filters import UnpackFilter
 from pymodelkit.unpack.unpacker import unpack
 
-__all__ = ["ModelKitArtifactRepository"]
+if TYPE_CHECKING:
+    from pymodelkit.signing.verification import ManifestVerifier
+
+__all__ = ["ModelKitArtifactRepository", "verify_modelkits"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +89,43 @@ _BASE_PARAMETERS = frozenset(inspect.signature(ArtifactRepository.__init__).para
 _KIND_FILTER = {"model": "model", "modelpart": "model", "code": "code", "dataset": "datasets", "docs": "docs",
                 "prompt": "prompts", "mcpserver": "mcpservers"}
 _UNSAFE_NAME_CHARS = str.maketrans({":": "_", "@": "_"})
+
+
+_verifiers: list[ManifestVerifier] = []  # the innermost verify_modelkits() block's verifier is the last
+_verifiers_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def verify_modelkits(
+    keys: Sequence[str | os.PathLike[str]], *, annotations: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """Inside the block, every ``modelkit://`` read in this process checks the ModelKit's signatures against
+    ``keys`` (public key files) and ``annotations`` before anything is stored or loaded, as ``pull --verify``::
+
+        with verify_modelkits(["cosign.pub"]):
+            model = mlflow.pyfunc.load_model("modelkit://registry.example.com/team/churn:v3")
+
+    Process-wide (MLflow may read on its own threads), innermost block wins; outside any block the signature
+    policy applies (``docs/signing.md``). A ModelKit that does not verify fails with ``PERMISSION_DENIED``.
+
+    Raises:
+        SigningKeyError: a key file cannot be read (at the start of the block).
+    """
+    from pymodelkit.signing.verification import verifier
+
+    check = verifier(keys, annotations=annotations)
+    with _verifiers_lock:
+        _verifiers.append(check)
+    try:
+        yield
+    finally:
+        with _verifiers_lock:
+            _verifiers.remove(check)
+
+
+def _active_verifier() -> ManifestVerifier | None:
+    with _verifiers_lock:
+        return _verifiers[-1] if _verifiers else None
 
 
 class _PathNotFound(NotFoundError):
@@ -277,13 +318,14 @@ class _ModelKitFiles:
 
     def kitfile(self) -> Kitfile:
         if self._kitfile is None:
-            result = unpack(self.reference, self.meta, filters=[UnpackFilter(frozenset({"kitfile"}))], overwrite=True)
+            result = unpack(self.reference, self.meta, filters=[UnpackFilter(frozenset({"kitfile"}))], overwrite=True,
+                            verify=_active_verifier())
             self._check_digest(result.digest)
             self._kitfile = read_kitfile(self.meta / KITFILE_NAME)
         return self._kitfile
 
     def _unpack(self, filters: Sequence[UnpackFilter]) -> None:
-        result = unpack(self.reference, self.kit, filters=filters, overwrite=True)
+        result = unpack(self.reference, self.kit, filters=filters, overwrite=True, verify=_active_verifier())
         self._check_digest(result.digest)
 
     def _check_digest(self, digest: Digest) -> None:

@@ -401,3 +401,26 @@ def test_a_blob_corrupted_in_the_registry_is_data_loss(saved: SavedModel, regist
     err = _error(lambda: mlflow.artifacts.download_artifacts(f"modelkit://{ref}/data/train.csv"))
     assert err.error_code == "DATA_LOSS"
     assert isinstance(err.__cause__, pymodelkit.DigestMismatchError)
+
+
+def test_verify_modelkits_requires_a_signature_by_the_given_key(
+    saved: SavedModel, registry: TestRegistry, tmp_path: Path
+) -> None:
+    from pymodelkit.mlflow.artifact_repo import verify_modelkits
+    from pymodelkit.signing.keys import generate_signing_key, write_key_pair
+    from pymodelkit.signing.signer import sign
+
+    ref, _ = _publish(saved, registry.host, tmp_path, "verify-block")
+    uri = f"modelkit://{ref}"
+    signer, other = generate_signing_key(), generate_signing_key()
+    _, signer_pub = write_key_pair(signer, tmp_path / "signer", password=None)
+    _, other_pub = write_key_pair(other, tmp_path / "other", password=None)
+    sign(ref, signer)
+
+    with verify_modelkits([other_pub]):
+        err = _error(lambda: mlflow.pyfunc.load_model(uri))
+    assert err.error_code == "PERMISSION_DENIED"
+    assert isinstance(err.__cause__, pymodelkit.SignatureError)
+    assert _stored_blobs() == set()
+    with verify_modelkits([signer_pub]):
+        saved.assert_predicts(mlflow.pyfunc.load_model(uri))
