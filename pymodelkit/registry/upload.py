@@ -190,10 +190,15 @@ def send_chunk(client: RegistryClient, session: UploadSession, body: FileSpan) -
     """
     if body.offset != session.offset or len(body) == 0:
         raise ValueError(f"chunk at {body.offset} ({len(body)} bytes) does not continue the upload at {session.offset}")
-    end = body.offset + len(body) - 1
+    return _patch(client, session, body)
+
+
+def _patch(client: RegistryClient, session: UploadSession, body: FileSpan | BufferSpan) -> UploadSession:
+    """PATCH ``body`` at ``session.offset`` and check the acknowledged ``Range`` (see :func:`send_chunk`)."""
+    end = session.offset + len(body) - 1
     response = _send(client, "PATCH", session.location, (push_scope(session.repository),), content=body, headers={
         "Content-Type": OCTET_STREAM,
-        "Content-Range": f"{body.offset}-{end}",
+        "Content-Range": f"{session.offset}-{end}",
         "Content-Length": str(len(body)),
     })
     check_response(response, 202, subject=f"upload to {client.registry}/{session.repository}")
@@ -270,7 +275,7 @@ def _send(
     scopes: tuple[str, ...],
     *,
     headers: dict[str, str],
-    content: FileSpan | None = None,
+    content: FileSpan | BufferSpan | None = None,
     retry: bool = False,
 ) -> httpx.Response:
     return client.send(method, url, scopes=scopes, headers=headers, content=content, retry=retry)
@@ -335,23 +340,7 @@ def send_bytes_chunk(
     through a :class:`BufferSpan`, so the caller may reuse the buffer once this returns)."""
     if not data:
         raise ValueError("an upload chunk cannot be empty")
-    end = session.offset + len(data) - 1
-    response = client.send("PATCH", session.location, scopes=(push_scope(session.repository),),
-                           content=BufferSpan(data), retry=False, headers={
-                               "Content-Type": OCTET_STREAM,
-                               "Content-Range": f"{session.offset}-{end}",
-                               "Content-Length": str(len(data)),
-                           })
-    check_response(response, 202, subject=f"upload to {client.registry}/{session.repository}")
-    acknowledged = _range_end(response.headers.get("range"))
-    if acknowledged != end:
-        raise RegistryError(
-            f"upload to {client.registry}/{session.repository}: registry acknowledged bytes up to {acknowledged}, "
-            f"expected {end}",
-            method="PATCH", url=redact_url(response.request.url), status=response.status_code,
-            code=RANGE_MISMATCH_CODE, is_temporary=True,
-        )
-    return replace(session, location=_location(client, response), offset=end + 1)
+    return _patch(client, session, BufferSpan(data))
 
 
 def finish_bytes_upload(
