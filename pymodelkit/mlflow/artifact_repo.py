@@ -78,6 +78,7 @@ from pymodelkit.unpack.filters import UnpackFilter
 from pymodelkit.unpack.unpacker import unpack
 
 if TYPE_CHECKING:
+    from pymodelkit.registry.client import RegistryClient
     from pymodelkit.signing.verification import ManifestVerifier
 
 __all__ = ["ModelKitArtifactRepository", "verify_modelkits"]
@@ -91,7 +92,7 @@ _KIND_FILTER = {"model": "model", "modelpart": "model", "code": "code", "dataset
 _UNSAFE_NAME_CHARS = str.maketrans({":": "_", "@": "_"})
 
 
-_verifiers: list[ManifestVerifier] = []  # the innermost verify_modelkits() block's verifier is the last
+_verifiers: list[ManifestVerifier] = []  # one per active verify_modelkits() block, in any thread
 _verifiers_lock = threading.Lock()
 
 
@@ -105,8 +106,10 @@ def verify_modelkits(
         with verify_modelkits(["cosign.pub"]):
             model = mlflow.pyfunc.load_model("modelkit://registry.example.com/team/churn:v3")
 
-    Process-wide (MLflow may read on its own threads), innermost block wins; outside any block the signature
-    policy applies (``docs/signing.md``). A ModelKit that does not verify fails with ``PERMISSION_DENIED``.
+    Process-wide (MLflow may read on its own threads): while several blocks are active, in one thread or several,
+    a ModelKit must verify under every one of them, so no block weakens another's check. Outside any block the
+    signature policy applies (``docs/signing.md``). A ModelKit that does not verify fails with
+    ``PERMISSION_DENIED``.
 
     Raises:
         SigningKeyError: a key file cannot be read (at the start of the block).
@@ -125,7 +128,17 @@ def verify_modelkits(
 
 def _active_verifier() -> ManifestVerifier | None:
     with _verifiers_lock:
-        return _verifiers[-1] if _verifiers else None
+        active = tuple(_verifiers)
+    if not active:
+        return None
+    if len(active) == 1:
+        return active[0]
+
+    def every(client: RegistryClient, ref: Reference, digest: Digest) -> None:
+        for check in active:
+            check(client, ref, digest)
+
+    return every
 
 
 class _PathNotFound(NotFoundError):

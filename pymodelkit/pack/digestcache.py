@@ -13,8 +13,9 @@ Never a digest for changed bytes:
   cannot be set back; replacing the file changes the inode. So a file whose bytes changed has another key.
 * Timestamps are coarse (the kernel stamps files with a clock that ticks every few milliseconds), so a file written
   again within the same tick as the stat pack took keeps its stat key (git's "racy" index problem). An entry is
-  therefore **not recorded when any member's mtime or ctime is less than** :data:`RACY_WINDOW_NS` **(2 s) before the
-  moment of recording** (or in the future): such a layer is hashed again next time, until its files are 2 s old.
+  therefore **not recorded when any member's mtime or ctime is less than** :data:`RACY_WINDOW_NS` **(2 s) before pack
+  stat'ed the layer's inputs** (before reading any of them; or in the future): such a layer is hashed again next
+  time, until its files are 2 s older than the walk.
 
 The cache is one JSON file, ``$KITOPS_HOME/pymodelkit-cache/digests.json`` beside ``storage/`` (kit ignores it),
 replaced whole by an atomic rename after each pack; it keeps the :data:`MAX_ENTRIES` most recently recorded
@@ -109,11 +110,12 @@ class DigestCache:
         except (KeyError, TypeError, ValueError):
             return None
 
-    def record(self, key: str, layer: CachedLayer, newest_ns: int) -> bool:
-        """Record ``layer`` under ``key`` unless a member changed less than :data:`RACY_WINDOW_NS` ago (``newest_ns``
-        is their newest mtime/ctime): returns whether it was recorded."""
+    def record(self, key: str, layer: CachedLayer, newest_ns: int, stat_ns: int | None = None) -> bool:
+        """Record ``layer`` under ``key`` unless a member changed less than :data:`RACY_WINDOW_NS` before its
+        inputs were stat'ed (``stat_ns``, default now; ``newest_ns`` is their newest mtime/ctime): a file changed
+        within one timestamp tick of being read could change again unseen. Returns whether it was recorded."""
         now = time.time_ns()
-        if newest_ns > now - RACY_WINDOW_NS:
+        if newest_ns > min(now, stat_ns if stat_ns else now) - RACY_WINDOW_NS:
             logger.debug("not caching layer %s: a file changed less than %.1f s ago", layer.digest.short(),
                          RACY_WINDOW_NS / 1e9)
             return False

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import stat
+import time
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -107,6 +108,7 @@ class LayerJob:
     size: int  # bytes of the uncompressed stream: exact for a raw file, about (tar_size) for a tar
     cache_key: str
     newest_ns: int
+    stat_ns: int = 0  # when the inputs were stat'ed (before any is read): the digest cache's racy window ends here
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +129,7 @@ def prepare_layer(
     on_warning: Callable[[str], None],
 ) -> LayerJob:
     """Walk (or stat) the layer's inputs, run kit's checks and compute the cache key; no file is read yet."""
+    stat_ns = time.time_ns()
     if layer.kind == "mcpserver" or layer_format == "raw":
         compression = "none" if layer.kind == "mcpserver" else compression
         path = context / layer.clean_path
@@ -140,10 +143,10 @@ def prepare_layer(
             _check_mcpb(path, layer.path)
         members: Sequence[TarEntry] = (stat_entry(layer.clean_path, path, info),)
         key, newest = layer_key(_inputs(context, layer, compression, "raw"), members)
-        return LayerJob(layer, compression, True, (), path, info, info.st_size, key, newest)
+        return LayerJob(layer, compression, True, (), path, info, info.st_size, key, newest, stat_ns)
     entries = tuple(walk_layer(context, layer.path, matcher, on_warning=on_warning, layer_type=layer.kind))
     key, newest = layer_key(_inputs(context, layer, compression, "tar"), entries)
-    return LayerJob(layer, compression, False, entries, None, None, tar_size(entries), key, newest)
+    return LayerJob(layer, compression, False, entries, None, None, tar_size(entries), key, newest, stat_ns)
 
 
 def tar_size(entries: Sequence[TarEntry]) -> int:

@@ -161,7 +161,7 @@ def pack(
                 return hit
         built = build_layer(job, lambda: [StoreTarget(store)], on_progress, link_store=store if link else None)
         if cache is not None:
-            cache.record(job.cache_key, cached_entry(job, built), job.newest_ns)
+            cache.record(job.cache_key, cached_entry(job, built), job.newest_ns, job.stat_ns)
         return built
 
     built = build_layers(inputs.jobs, build)

@@ -218,7 +218,7 @@ def _stream_push(
             built = _upload_layer(client, repository, job, chunk_bytes, on_progress, retry)
             uploaded[built.descriptor.digest] = built.descriptor.size
             if cache is not None:
-                cache.record(job.cache_key, cached_entry(job, built), job.newest_ns)
+                cache.record(job.cache_key, cached_entry(job, built), job.newest_ns, job.stat_ns)
             return built
 
         built = build_layers(inputs.jobs, build)

@@ -90,11 +90,19 @@ def build_bundle(key: SigningKey, manifest_digest: Digest | str, annotations: Ma
 
 @dataclass(frozen=True)
 class BundleClaims:
-    """What a verified bundle's statement claims: ``alg:hex`` subject digests, subject[0] annotations, predicate."""
+    """What a verified bundle's statement claims: ``alg:hex`` subject digests, subject[0] annotations, predicate;
+    ``payload`` is the statement's bytes and ``subject_annotations`` each subject digest's own annotations."""
 
     subject_digests: tuple[str, ...]
     annotations: dict[str, str] = field(default_factory=dict)
     predicate_type: str = ""
+    payload: bytes = field(default=b"", compare=False, repr=False)
+    subject_annotations: dict[str, dict[str, str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def annotations_for(self, digest: str) -> dict[str, str]:
+        """The annotations of the subject with ``digest`` (``alg:hex``); empty when no subject has it. Claims are
+        checked against the subject that names the artifact, not another one of the statement."""
+        return self.subject_annotations.get(digest.lower(), {})
 
 
 def _b64(data: bytes) -> str:
@@ -177,24 +185,28 @@ def _statement_claims(payload: bytes) -> BundleClaims:
     if not isinstance(subjects, list):
         raise SignatureError("malformed in-toto statement: subject is not a list")
     digests: list[str] = []
+    by_digest: dict[str, dict[str, str]] = {}
+    first: dict[str, str] | None = None
     for subject in subjects:
         if not isinstance(subject, dict) or not isinstance(subject.get("digest", {}), dict):
             raise SignatureError("malformed in-toto statement: a subject is not an object with a digest map")
+        raw = subject.get("annotations")
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            raise SignatureError("malformed in-toto statement: subject annotations are not an object")
+        own = {str(k): v if isinstance(v, str) else _compact(v) for k, v in raw.items()}
+        first = own if first is None else first
         for algorithm in _SUBJECT_ALGORITHMS:
             value = subject.get("digest", {}).get(algorithm)
             if isinstance(value, str):
                 digests.append(f"{algorithm}:{value.lower()}")
-    annotations: dict[str, str] = {}
-    if subjects:
-        raw = subjects[0].get("annotations")
-        raw = {} if raw is None else raw
-        if not isinstance(raw, dict):
-            raise SignatureError("malformed in-toto statement: subject annotations are not an object")
-        annotations = {str(k): v if isinstance(v, str) else _compact(v) for k, v in raw.items()}
+                by_digest.setdefault(f"{algorithm}:{value.lower()}", own)
+    annotations = first or {}
     predicate_type = statement.get("predicateType", "")
     if not isinstance(predicate_type, str):
         raise SignatureError("malformed in-toto statement: predicateType is not a string")
-    return BundleClaims(subject_digests=tuple(digests), annotations=annotations, predicate_type=predicate_type)
+    return BundleClaims(subject_digests=tuple(digests), annotations=annotations, predicate_type=predicate_type,
+                        payload=payload, subject_annotations=by_digest)
 
 
 def _compact(value: Any) -> str:

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from pymodelkit.signing.keys import VerificationKey
     from pymodelkit.signing.verification import ManifestVerifier
 
-__all__ = ["ACCEPT_ANYTHING", "DEFAULT_PREFIX", "Policy", "PolicyRule", "load_policy", "policy_verifier"]
+__all__ = [
+    "ACCEPT_ANYTHING", "DEFAULT_PREFIX", "Policy", "PolicyRule", "load_policy", "normalized_prefix", "policy_verifier",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ class Policy:
         """The rule covering ``ref`` (longest prefix, else ``*``), or ``None`` when none does or ``ref`` is local."""
         if ref.is_local:
             return None
-        name = ref.repo_key
+        name = normalized_prefix(ref.repo_key)
         best: PolicyRule | None = None
         for rule in self.rules:
             if rule.prefix == DEFAULT_PREFIX:
@@ -194,8 +196,28 @@ def _parse_policy(path: Path, text: str) -> Policy:
     return Policy(path=path, rules=rules)
 
 
+# Spellings of one registry host that reach the same registry: matched as one, so a policy cannot be sidestepped
+# by writing the host in capitals, with its default port, or by another Docker Hub name.
+_DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
+def normalized_prefix(text: str) -> str:
+    """``registry[/repository…]`` with the registry host as it is matched: lowercase (DNS names are
+    case-insensitive), without a default ``:443``, and Docker Hub's names as ``docker.io``. The repository part is
+    kept as it is (references refuse upper case there)."""
+    if text == DEFAULT_PREFIX:
+        return text
+    host, sep, rest = text.partition("/")
+    host = host.lower()
+    if host.endswith(":443"):
+        host = host[: -len(":443")]
+    if host in _DOCKER_HUB_HOSTS:
+        host = "docker.io"
+    return host + sep + rest
+
+
 def _rule(path: Path, prefix: str, value: object) -> PolicyRule:
-    prefix = prefix.strip().rstrip("/")
+    prefix = normalized_prefix(prefix.strip().rstrip("/"))
     if not prefix:
         raise _invalid(path, "an empty prefix (use '*' for the default)")
     if isinstance(value, str) and value in ACCEPT_ANYTHING:

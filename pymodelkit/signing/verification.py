@@ -12,15 +12,13 @@ they write anything.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from pymodelkit.errors import DigestMismatchError, RegistryNotFoundError, SignatureError
+from pymodelkit.errors import AuthError, DigestMismatchError, ModelKitError, SignatureError
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.reference import Reference, parse_single_reference
 from pymodelkit.registry.client import RegistryClient
@@ -201,7 +199,9 @@ def _check_bundles(
 ) -> None:
     try:
         referrers = fetch_referrers(client, repository, digest)
-    except DigestMismatchError as exc:
+    except AuthError:
+        raise
+    except ModelKitError as exc:  # an unreadable index: its signatures do not count, the .sig tag may still
         findings.broken.append(f"referrers index: {exc}")
         return
     for referrer in referrers:
@@ -209,7 +209,9 @@ def _check_bundles(
             continue
         try:
             manifest = fetch_referrer_manifest(client, repository, referrer.digest)
-        except (RegistryNotFoundError, DigestMismatchError) as exc:
+        except AuthError:
+            raise
+        except ModelKitError as exc:  # one bad referrer (missing, oversized, refused) discounts only itself
             findings.broken.append(f"referrer {referrer.digest}: {exc}")
             continue
         layers = manifest.layers if manifest is not None else None
@@ -218,7 +220,9 @@ def _check_bundles(
         findings.found += 1
         try:
             data = fetch_blob_bytes(client, repository, layers[0])
-        except (RegistryNotFoundError, DigestMismatchError) as exc:
+        except AuthError:
+            raise
+        except ModelKitError as exc:
             findings.broken.append(str(exc))
             continue
         for key in keys:
@@ -230,7 +234,8 @@ def _check_bundles(
             if claims is None:
                 continue
             subjects = [_with_algorithm(d) for d in claims.subject_digests]
-            findings.accept("bundle", key, _statement(data), str(referrer.digest), subjects, claims.annotations)
+            findings.accept("bundle", key, claims.payload, str(referrer.digest), subjects,
+                            claims.annotations_for(str(digest)))
             break
 
 
@@ -249,7 +254,9 @@ def _check_legacy(
         try:
             payload = fetch_blob_bytes(client, repository, entry.layer)
             signature = decode_signature(entry.signature)
-        except (RegistryNotFoundError, DigestMismatchError, SignatureError) as exc:
+        except AuthError:
+            raise
+        except ModelKitError as exc:  # one bad layer (missing, oversized, undecodable) discounts only itself
             findings.broken.append(str(exc))
             continue
         for key in keys:
@@ -267,13 +274,6 @@ def _check_legacy(
 
 def _with_algorithm(value: str) -> str:
     return value if ":" in value else f"sha256:{value}"
-
-
-def _statement(bundle: bytes) -> bytes:
-    """The in-toto statement inside a bundle that verified (its DSSE payload)."""
-    doc = json.loads(bundle)
-    envelope = doc.get("dsseEnvelope") or doc.get("dsse_envelope") or {}
-    return base64.b64decode(envelope.get("payload", ""))
 
 
 def _parse(reference: str | Reference) -> Reference:

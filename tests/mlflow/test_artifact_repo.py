@@ -424,3 +424,5 @@ def test_verify_modelkits_requires_a_signature_by_the_given_key(
     assert _stored_blobs() == set()
     with verify_modelkits([signer_pub]):
         saved.assert_predicts(mlflow.pyfunc.load_model(uri))
+        with verify_modelkits([other_pub]):  # another block (another thread, say) adds its check, not replaces
+            assert _error(lambda: mlflow.pyfunc.load_model(uri)).error_code == "PERMISSION_DENIED"

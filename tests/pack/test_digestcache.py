@@ -146,3 +146,14 @@ def test_future_timestamps_are_not_trusted(tmp_path: Path) -> None:
     assert not cache.record("k", CachedLayer("m", digest, 1, digest), newest_ns=time.time_ns() + 10**12)
     assert not cache.record("k", CachedLayer("m", digest, 1, digest), newest_ns=time.time_ns() - 10**9)
     assert cache.record("k", CachedLayer("m", digest, 1, digest), newest_ns=time.time_ns() - 3 * 10**9)
+
+
+def test_the_racy_window_ends_when_the_inputs_were_stated_not_when_the_layer_was_done(tmp_path: Path) -> None:
+    # A file changed 1 s before its layer's walk could change again within one timestamp tick of being read; a layer
+    # that then took 5 s to build must still not be recorded, although its files are 6 s old when it is done.
+    cache = DigestCache(tmp_path / "digests.json")
+    digest = Digest("sha256", "0" * 64)
+    now = time.time_ns()
+    stated, changed = now - 5 * 10**9, now - 6 * 10**9
+    assert not cache.record("k", CachedLayer("m", digest, 1, digest), newest_ns=changed, stat_ns=stated)
+    assert cache.record("k", CachedLayer("m", digest, 1, digest), newest_ns=changed - 2 * 10**9, stat_ns=stated)

@@ -295,3 +295,26 @@ def test_statement_without_subjects_and_other_algorithms() -> None:
     assert claims == BundleClaims(("sha512:" + "aa" * 64,), {"n": "1", "s": "t"}, "p")
     empty = b'{"_type":"https://in-toto.io/Statement/v1","subject":[]}'
     assert verify_bundle(_mutated(_signed_statement(empty)), _KEY.public_key()) == BundleClaims((), {}, "")
+
+
+def test_claims_of_a_subject_are_its_own_and_the_payload_decodes_unpadded() -> None:
+    other, target = "11" * 32, "22" * 32
+    statement = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"digest": {"sha256": other}, "annotations": {"env": "prod"}}, {"digest": {"sha256": target}}],
+            "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        }
+    ).encode()
+    sign = _signed_statement(statement)
+
+    def unpadded(bundle: dict[str, Any]) -> None:
+        sign(bundle)
+        bundle["dsseEnvelope"]["payload"] = bundle["dsseEnvelope"]["payload"].rstrip("=")  # protobuf JSON allows it
+
+    claims = verify_bundle(_mutated(unpadded), _KEY.public_key())
+    assert claims is not None
+    assert claims.payload == statement
+    assert claims.annotations_for(f"sha256:{other}") == {"env": "prod"}
+    assert claims.annotations_for(f"sha256:{target}") == {}  # not the first subject's claims
+    assert claims.annotations_for("sha256:" + "33" * 32) == {}

@@ -57,6 +57,23 @@ repositories:
     assert policy_verifier(_ref("r.example.com/team/scratch/x:v1"), policy) is None
 
 
+def test_other_spellings_of_a_registry_host_are_matched_as_that_host(tmp_path: Path) -> None:
+    policy = _policy(tmp_path, """
+repositories:
+  "*": insecureAcceptAnything
+  "registry.example.com/team": team.pub
+  "Docker.io/acme": acme.pub
+""")
+    for text in ("registry.example.com/team/m:v1", "Registry.Example.COM/team/m:v1",
+                 "registry.example.com:443/team/m:v1", "REGISTRY.example.com:443/team/m@sha256:" + "a" * 64):
+        rule = policy.rule_for(_ref(text))
+        assert rule is not None and rule.prefix == "registry.example.com/team", text
+    for text in ("docker.io/acme/m:v1", "index.docker.io/acme/m:v1", "registry-1.docker.io/acme/m:v1"):
+        rule = policy.rule_for(_ref(text))
+        assert rule is not None and rule.prefix == "docker.io/acme", text
+    assert policy.rule_for(_ref("registry.example.com:5000/team/m:v1")).prefix == "*"  # type: ignore[union-attr]
+
+
 def test_without_a_default_entry_unlisted_references_need_nothing(tmp_path: Path) -> None:
     policy = _policy(tmp_path, json.dumps({"repositories": {"r.example.com/team": ["team.pub"]}}), "policy.json")
     assert policy.rule_for(_ref("r.example.com/other:v1")) is None
