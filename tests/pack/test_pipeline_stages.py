@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import isal  # noqa: F401  (the test extra installs it: the ISA-L path is always tested, never skipped)
 import pytest
 
 import pymodelkit
@@ -21,8 +22,6 @@ from pymodelkit.errors import ModelKitError, PackError
 from pymodelkit.pack import layers, pipeline
 from pymodelkit.pack.chunks import BufferPool, ChunkFanout
 from pymodelkit.pack.compression import compression_backend, gzip_backend, open_compressing_writer
-
-isal = pytest.importorskip("isal", reason="the isal package (extra pymodelkit[isal]) is not installed")
 
 DATA = b"".join(b"row %d,%d,hello\n" % (i, i * 7) for i in range(50_000)) + os.urandom(100_000)
 
