@@ -17,10 +17,9 @@ import contextlib
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
@@ -48,21 +47,7 @@ from pymodelkit.registry.client import RegistryClient, pull_scope
 from pymodelkit.registry.responses import check_response, redact_url, transport_failure
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from pymodelkit.registry.transfer import DEFAULT_CHUNK_BYTES, DEFAULT_CONCURRENCY
-from pymodelkit.registry.upload import (
-    LOST_SESSION_CODES,
-    RANGE_MISMATCH_CODE,
-    FileSpan,
-    UploadSession,
-    always_monolithic,
-    cancel_upload,
-    fetch_upload_status,
-    finish_upload,
-    mount_blob,
-    put_blob,
-    send_chunk,
-    start_upload,
-    upload_format,
-)
+from pymodelkit.registry.upload import FileSpan, run_upload
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
@@ -204,21 +189,20 @@ class RegistryEndpoint:
         Raises:
             RegistryError: the destination refused, or the retries are spent; names the blob and both ends.
         """
-        session: UploadSession | None = None
+        mount_from = None  # another repository of this registry: mount, no bytes sent
         if (isinstance(source, RegistryEndpoint) and source.client.registry == self.client.registry
                 and source.repository != self.repository):
-            try:
-                session = mount_blob(self.client, self.repository, descriptor.digest, source.repository)
-            except RegistryError as exc:
-                if exc.is_temporary:
-                    raise
-                logger.info("mounting blob %s from %s failed (%s): copying it", descriptor.digest.short(),
-                            source.repository, exc)
-            else:
-                if session is None:
-                    on_bytes(descriptor.size)
-                    return "mounted"
-        self._upload(descriptor, source, session, on_bytes)
+            mount_from = source.repository
+        outcome = run_upload(
+            self.client, self.repository, descriptor.digest, descriptor.size,
+            span=lambda offset, length: _SourceSpan(source, descriptor, offset, length, on_bytes),
+            chunk_bytes=self.chunk_bytes, retry=self.retry, on_offset=on_bytes,
+            mount_from=mount_from,
+            failed=lambda error, attempts: self._blob_error(descriptor, source, error, attempts),
+        )
+        if outcome == "mounted":
+            on_bytes(descriptor.size)
+            return "mounted"
         return "copied"
 
     def put_manifest(self, item: ManifestItem) -> bool:
@@ -276,63 +260,6 @@ class RegistryEndpoint:
         if not added:
             return None
         return go_json_bytes(Struct(schemaVersion=2, mediaType=MEDIA_TYPE_INDEX, manifests=[*old, *added]))
-
-    def _upload(self, descriptor: Descriptor, source: BlobSource, session: UploadSession | None,
-                on_bytes: Callable[[int], None]) -> None:
-        """The upload session loop of ``transfer._push_blob``, fed from ``source`` instead of a file."""
-        client, repository, retry = self.client, self.repository, self.retry
-        digest, size = descriptor.digest, descriptor.size
-        need_status = check_present = False
-        attempt, last_progress = 0, time.monotonic()
-        while True:
-            before = session.offset if session is not None else 0
-            try:
-                if need_status and session is not None:
-                    session = fetch_upload_status(client, session)
-                    need_status = False
-                    check_present = session is None
-                if session is None and check_present:
-                    check_present = False
-                    if client.head_blob(repository, digest) in (size, -1):
-                        return
-                if session is None:
-                    session = start_upload(client, repository)
-                host = urlsplit(session.location).hostname or ""
-                if session.offset and always_monolithic(host):
-                    cancel_upload(client, session)
-                    session = start_upload(client, repository)
-                on_bytes(session.offset)
-                if session.offset == 0 and upload_format(host, size, self.chunk_bytes) == "monolithic":
-                    put_blob(client, session, digest, _SourceSpan(source, descriptor, 0, size, on_bytes))
-                else:
-                    while session.offset < size:
-                        length = min(self.chunk_bytes, size - session.offset)
-                        span = _SourceSpan(source, descriptor, session.offset, length, on_bytes)
-                        session = send_chunk(client, session, span)
-                    finish_upload(client, session, digest)
-                return
-            except RegistryError as exc:
-                error = exc
-            if session is not None and session.offset > before:
-                attempt, last_progress = 0, time.monotonic()
-            attempt += 1
-            delay = retry.delay_s(attempt)
-            if error.code == RANGE_MISMATCH_CODE:
-                if session is not None:
-                    cancel_upload(client, session)
-                session, check_present = None, True
-            elif error.status == 404 and error.code in LOST_SESSION_CODES:
-                session, check_present = None, True
-            elif error.status == 416 or error.is_temporary:
-                need_status = session is not None
-            else:
-                raise self._blob_error(descriptor, source, error, attempt) from error
-            if not retry.allows(attempt, time.monotonic() - last_progress, delay):
-                if session is not None:
-                    cancel_upload(client, session)
-                raise self._blob_error(descriptor, source, error, attempt) from error
-            logger.info("blob %s: %s; retry %d in %.1fs", digest.short(), error, attempt, delay)
-            time.sleep(delay)
 
     def _blob_error(self, descriptor: Descriptor, source: BlobSource, error: RegistryError,
                     attempts: int) -> RegistryError:

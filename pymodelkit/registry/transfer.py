@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from pymodelkit.errors import InvalidReferenceError, ModelKitError, RegistryError, StoreError
 from pymodelkit.kitfile import kitfile_from_json_bytes
@@ -35,21 +33,7 @@ from pymodelkit.progress import BlobProgress as _Progress
 from pymodelkit.registry.client import RegistryClient
 from pymodelkit.registry.download import fetch_blob
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
-from pymodelkit.registry.upload import (
-    LOST_SESSION_CODES,
-    RANGE_MISMATCH_CODE,
-    FileSpan,
-    UploadSession,
-    always_monolithic,
-    cancel_upload,
-    fetch_upload_status,
-    finish_upload,
-    mount_blob,
-    put_blob,
-    send_chunk,
-    start_upload,
-    upload_format,
-)
+from pymodelkit.registry.upload import FileSpan, UploadStopped, run_upload
 from pymodelkit.store import LocalStore
 from pymodelkit.store.ingest import BlobWriter
 
@@ -356,103 +340,27 @@ def _push_blob(
     progress: _Progress,
     stop: threading.Event,
 ) -> BlobAction:
-    """Upload (or mount) one blob, retrying the whole session; returns what was done in the end."""
+    """Upload (or mount) one blob from the store, retrying the whole session; returns what was done in the end."""
     digest, size = step.descriptor.digest, step.descriptor.size
     key = _key(digest)
     fd = os.open(store.blob_path(digest), os.O_RDONLY)
     try:
         if os.fstat(fd).st_size != size:
             raise StoreError(f"blob {digest} in local storage is {os.fstat(fd).st_size} bytes, manifest says {size}")
-        mount_from = step.mount_from
-        session: UploadSession | None = None
-        need_status = check_present = False
-        attempt, last_progress = 0, time.monotonic()
 
         def sent(position: int) -> None:
             progress.update(key, position)
 
-        while True:
-            before = session.offset if session is not None else 0
-            try:
-                if need_status and session is not None:
-                    session = fetch_upload_status(client, session)
-                    need_status = False
-                    check_present = session is None
-                if session is None and check_present:
-                    check_present = False
-                    if client.head_blob(repository, digest) in (size, -1):
-                        progress.update(key, size, finished=True)
-                        return "upload"
-                if session is None and mount_from is not None:
-                    source, mount_from = mount_from, None
-                    mounted, session = _try_mount(client, repository, digest, source)
-                    if mounted:
-                        progress.update(key, size, finished=True)
-                        return "mount"
-                if session is None:
-                    session = start_upload(client, repository)
-                host = urlsplit(session.location).hostname or ""  # kit decides by the upload Location's host
-                if session.offset and always_monolithic(host):  # a cut PUT left bytes: these take no PATCH
-                    cancel_upload(client, session)
-                    session = start_upload(client, repository)
-                progress.update(key, session.offset)
-                if session.offset == 0 and upload_format(host, size, chunk_bytes) == "monolithic":
-                    put_blob(client, session, digest, FileSpan(fd, 0, size, on_sent=sent))
-                else:
-                    while session.offset < size:
-                        if stop.is_set():
-                            cancel_upload(client, session)
-                            raise _Stopped
-                        length = min(chunk_bytes, size - session.offset)
-                        session = send_chunk(client, session, FileSpan(fd, session.offset, length, on_sent=sent))
-                        progress.update(key, session.offset)
-                    finish_upload(client, session, digest)
-                progress.update(key, size, finished=True)
-                return "upload"
-            except RegistryError as exc:
-                error = exc
-            if session is not None and session.offset > before:
-                attempt, last_progress = 0, time.monotonic()
-            attempt += 1
-            delay = retry.delay_s(attempt)
-            if error.code == RANGE_MISMATCH_CODE:
-                if session is not None:
-                    cancel_upload(client, session)
-                session, check_present = None, True
-            elif error.status == 404 and error.code in LOST_SESSION_CODES:
-                session, check_present = None, True
-            elif error.status == 416 or error.is_temporary:
-                need_status = session is not None
-            else:
-                raise _blob_error(client, repository, digest, error, attempt) from error
-            if stop.is_set() or not retry.allows(attempt, time.monotonic() - last_progress, delay):
-                if session is not None:
-                    cancel_upload(client, session)
-                raise _blob_error(client, repository, digest, error, attempt) from error
-            progress.update(key, session.offset if session is not None else 0)  # roll back to what is acknowledged
-            logger.info("blob %s: %s; retry %d in %.1fs", digest.short(), error, attempt, delay)
-            time.sleep(delay)
+        outcome = run_upload(
+            client, repository, digest, size,
+            span=lambda offset, length: FileSpan(fd, offset, length, on_sent=sent),
+            chunk_bytes=chunk_bytes, retry=retry, on_offset=sent, mount_from=step.mount_from, stop=stop,
+            failed=lambda error, attempts: _blob_error(client, repository, digest, error, attempts),
+        )
     finally:
         os.close(fd)
-
-
-def _try_mount(
-    client: RegistryClient, repository: str, digest: Digest, source: str
-) -> tuple[bool, UploadSession | None]:
-    """Mount ``digest`` from ``source``: (True, None) when mounted; else (False, the session to upload with, if any).
-    A refused mount (no pull access to the source) falls back to a normal upload."""
-    try:
-        session = mount_blob(client, repository, digest, source)
-    except RegistryError as exc:
-        if exc.is_temporary:
-            raise
-        logger.info("mounting blob %s from %s failed (%s): uploading it", digest.short(), source, exc)
-        return False, None
-    return session is None, session
-
-
-class _Stopped(Exception):
-    """Another blob failed: this one stops at the next chunk boundary."""
+    progress.update(key, size, finished=True)
+    return "mount" if outcome == "mounted" else "upload"
 
 
 def _blob_error(
@@ -565,7 +473,7 @@ def _run_all(items: Sequence[_T], run: Callable[[_T], _R], concurrency: int, sto
                 future.cancel()
         wait(futures)
     errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
-    first = next((e for e in errors if not isinstance(e, _Stopped)), None)
+    first = next((e for e in errors if not isinstance(e, UploadStopped)), None)
     if first is not None:
         raise first
     return [f.result() for f in futures]

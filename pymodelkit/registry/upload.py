@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -23,6 +25,7 @@ from pymodelkit.errors import RegistryError
 from pymodelkit.oci.digest import Digest
 from pymodelkit.registry.client import RegistryClient, pull_scope, push_scope
 from pymodelkit.registry.responses import check_response, error_from_response, redact_url
+from pymodelkit.registry.retry import RetryPolicy
 
 __all__ = [
     "LOST_SESSION_CODES",
@@ -30,7 +33,9 @@ __all__ = [
     "RANGE_MISMATCH_CODE",
     "FileSpan",
     "UploadFormat",
+    "UploadOutcome",
     "UploadSession",
+    "UploadStopped",
     "always_monolithic",
     "cancel_upload",
     "fetch_upload_status",
@@ -38,8 +43,10 @@ __all__ = [
     "mount_blob",
     "put_blob",
     "restore_port_443",
+    "run_upload",
     "send_chunk",
     "start_upload",
+    "try_mount",
     "upload_format",
 ]
 
@@ -60,6 +67,7 @@ _MONOLITHIC_HOST = "ghcr.io"
 _MONOLITHIC_SUFFIXES = (".pkg.dev", "gcr.io", "amazonaws.com", "amazonaws.com.cn")
 
 UploadFormat = Literal["monolithic", "chunked"]
+UploadOutcome = Literal["uploaded", "mounted", "present"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +134,111 @@ class BufferSpan:
     def __iter__(self) -> Iterator[bytes]:
         for start in range(0, len(self._view), PIECE_BYTES):
             yield bytes(self._view[start:start + PIECE_BYTES])
+
+
+class UploadStopped(Exception):
+    """:func:`run_upload` stopped at a chunk boundary because its ``stop`` event was set (another blob failed)."""
+
+
+def try_mount(
+    client: RegistryClient, repository: str, digest: Digest, source: str
+) -> tuple[bool, UploadSession | None]:
+    """Mount ``digest`` from ``source``: (True, None) when mounted; else (False, the session to upload with, if any).
+    A refused mount (no pull access to the source) falls back to a normal upload; a temporary failure raises."""
+    try:
+        session = mount_blob(client, repository, digest, source)
+    except RegistryError as exc:
+        if exc.is_temporary:
+            raise
+        logger.info("mounting blob %s from %s failed (%s): uploading it", digest.short(), source, exc)
+        return False, None
+    return session is None, session
+
+
+def run_upload(
+    client: RegistryClient,
+    repository: str,
+    digest: Digest,
+    size: int,
+    *,
+    span: Callable[[int, int], FileSpan],
+    chunk_bytes: int,
+    retry: RetryPolicy,
+    failed: Callable[[RegistryError, int], RegistryError],
+    on_offset: Callable[[int], None] | None = None,
+    mount_from: str | None = None,
+    stop: threading.Event | None = None,
+) -> UploadOutcome:
+    """Upload one blob as a whole session, retried: mount it from ``mount_from`` first if given; then one PUT or
+    PATCHes of ``chunk_bytes`` (as the registry's host calls for), each body ``span(offset, length)``. After a
+    dropped connection or a 5xx it asks where the upload stands and continues from the acknowledged offset; when the
+    registry lost the session (or appended something else) it checks whether the blob arrived and else starts again.
+
+    ``on_offset(n)`` is told the acknowledged offset (it goes back on a retry). ``failed(error, attempts)`` makes the
+    error raised when the error is final or the retries are spent. Returns ``present`` when the registry turned out
+    to have the blob already. Raises :class:`UploadStopped` when ``stop`` is set.
+    """
+    report = on_offset if on_offset is not None else (lambda _offset: None)
+    session: UploadSession | None = None
+    need_status = check_present = False
+    attempt, last_progress = 0, time.monotonic()
+    while True:
+        before = session.offset if session is not None else 0
+        try:
+            if need_status and session is not None:
+                session = fetch_upload_status(client, session)
+                need_status = False
+                check_present = session is None
+            if session is None and check_present:
+                check_present = False
+                if client.head_blob(repository, digest) in (size, -1):
+                    return "present"
+            if session is None and mount_from is not None:
+                source, mount_from = mount_from, None
+                mounted, session = try_mount(client, repository, digest, source)
+                if mounted:
+                    return "mounted"
+            if session is None:
+                session = start_upload(client, repository)
+            host = urlsplit(session.location).hostname or ""  # kit decides by the upload Location's host
+            if session.offset and always_monolithic(host):  # a cut PUT left bytes: these take no PATCH
+                cancel_upload(client, session)
+                session = start_upload(client, repository)
+            report(session.offset)
+            if session.offset == 0 and upload_format(host, size, chunk_bytes) == "monolithic":
+                put_blob(client, session, digest, span(0, size))
+            else:
+                while session.offset < size:
+                    if stop is not None and stop.is_set():
+                        cancel_upload(client, session)
+                        raise UploadStopped
+                    session = send_chunk(client, session, span(session.offset, min(chunk_bytes, size - session.offset)))
+                    report(session.offset)
+                finish_upload(client, session, digest)
+            return "uploaded"
+        except RegistryError as exc:
+            error = exc
+        if session is not None and session.offset > before:
+            attempt, last_progress = 0, time.monotonic()
+        attempt += 1
+        delay = retry.delay_s(attempt)
+        if error.code == RANGE_MISMATCH_CODE:
+            if session is not None:
+                cancel_upload(client, session)
+            session, check_present = None, True
+        elif error.status == 404 and error.code in LOST_SESSION_CODES:
+            session, check_present = None, True
+        elif error.status == 416 or error.is_temporary:
+            need_status = session is not None
+        else:
+            raise failed(error, attempt) from error
+        if (stop is not None and stop.is_set()) or not retry.allows(attempt, time.monotonic() - last_progress, delay):
+            if session is not None:
+                cancel_upload(client, session)
+            raise failed(error, attempt) from error
+        report(session.offset if session is not None else 0)  # roll back to what is acknowledged
+        logger.info("blob %s: %s; retry %d in %.1fs", digest.short(), error, attempt, delay)
+        time.sleep(delay)
 
 
 def always_monolithic(host: str) -> bool:
