@@ -15,6 +15,7 @@
 | ``PYMODELKIT_GZIP_BACKEND`` | ``zlib`` or ``isal``: the deflate library of gzip layers (default: isal if installed) |
 | ``PYMODELKIT_KEY_PASSWORD``, ``COSIGN_PASSWORD`` | the signing-key password (the first one set, even empty, wins) |
 | ``PYMODELKIT_POLICY`` | the signature policy file; else ``$XDG_CONFIG_HOME/pymodelkit/policy.yaml`` if present |
+| ``PYMODELKIT_DIRECT_IO`` | false: write large blobs through the page cache, not with ``O_DIRECT`` (default true) |
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "KEY_PASSWORD_VARIABLES",
     "created_time",
     "credential_environ",
+    "direct_io",
     "docker_config_dir",
     "dotenv_path",
     "gzip_backend",
@@ -172,3 +174,9 @@ def gzip_backend() -> str | None:
     if raw not in ("zlib", "isal"):
         raise ModelKitError(f"invalid PYMODELKIT_GZIP_BACKEND {raw!r}: use zlib or isal")
     return raw
+
+
+def direct_io() -> bool:
+    """``PYMODELKIT_DIRECT_IO``: whether large blobs are written with ``O_DIRECT`` where the platform allows it
+    (default true; ``0``/``false`` turns it off)."""
+    return parse_bool(os.environ.get("PYMODELKIT_DIRECT_IO"), default=True)

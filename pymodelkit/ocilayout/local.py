@@ -256,7 +256,8 @@ class StoreSink:
         Raises:
             DigestMismatchError: naming the source, when the bytes do not match the descriptor.
         """
-        with self.store.ingest() as writer, contextlib.closing(source.open_blob(descriptor)) as chunks:
+        with self.store.ingest(size_hint=descriptor.size) as writer, \
+                contextlib.closing(source.open_blob(descriptor)) as chunks:
             for chunk in chunks:
                 writer.write(chunk)
                 if writer.size > descriptor.size:

@@ -18,7 +18,10 @@ The calling thread writes each buffer to the ingest file (``hashing=False``: the
 to a hashing thread, which hashes it, in order, while the next one is written and the one after is read: the
 SHA-256, the page-cache copy and the socket copy overlap (all three release the GIL on buffers this size). The digest
 is compared with the descriptor's before the commit, which fsyncs (the writer started writeback as it went). Memory:
-``READ_AHEAD_BUFFERS`` buffers per download.
+``READ_AHEAD_BUFFERS`` buffers per download. A blob of at least ``ingest.DIRECT_MIN_BYTES`` (the writer is given the
+descriptor's size as ``size_hint``) bypasses the page cache: the calling thread only copies each buffer into the
+writer's staging buffer and the ``O_DIRECT`` write runs on the writer's own thread, so socket reads, hashing and the
+disk are three overlapping stages (plus ``directio.BUFFER_COUNT`` staging buffers per download).
 """
 
 from __future__ import annotations
@@ -148,8 +151,8 @@ class _Held:
     @classmethod
     def start(cls, store: LocalStore, descriptor: Descriptor) -> _Held:
         if descriptor.digest.algorithm == SHA256:
-            return cls(store.ingest(hashing=False), hashlib.sha256())
-        return cls(store.ingest(), None)
+            return cls(store.ingest(hashing=False, size_hint=descriptor.size), hashlib.sha256())
+        return cls(store.ingest(size_hint=descriptor.size), None)
 
     def check_digest(self, descriptor: Descriptor) -> None:
         """Raise DigestMismatchError (dropping the ingest) when our hash of the bytes is not the descriptor's."""

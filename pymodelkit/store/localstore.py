@@ -127,13 +127,14 @@ class LocalStore:
             )
         return data
 
-    def ingest(self, *, hashing: bool = True) -> BlobWriter:
+    def ingest(self, *, hashing: bool = True, size_hint: int | None = None) -> BlobWriter:
         """Start writing a blob; use the writer as a context manager and call ``commit`` inside it.
 
-        ``hashing=False``: the caller hashes the bytes itself and passes the digest to ``commit``.
+        ``hashing=False``: the caller hashes the bytes itself and passes the digest to ``commit``. ``size_hint``: the
+        expected size; a large blob is written bypassing the page cache (:class:`BlobWriter`).
         """
         self._ensure_layout()
-        return BlobWriter(self.storage, hashing=hashing)
+        return BlobWriter(self.storage, hashing=hashing, size_hint=size_hint)
 
     def link_blob(self, source: str | os.PathLike[str], digest: Digest) -> bool:
         """Put the existing file ``source``, whose content hashes to ``digest``, in the store as that blob by a hard
