@@ -1,8 +1,9 @@
-"""``pymodelkit pack DIRECTORY``: one call of :func:`pymodelkit.pack`, or of :func:`pymodelkit.pack_and_push` with
-``--push``."""
+"""``pymodelkit pack DIRECTORY``: one call of :func:`pymodelkit.pack` (``no_store`` with ``--no-store``), or of
+:func:`pymodelkit.pack_and_push` with ``--push``."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,14 +38,17 @@ __all__ = ["pack_command"]
               help="Hash every layer again even if its files are unchanged since the last pack.")
 @click.option("--push", "push_after", is_flag=True, help="Push the ModelKit to the registry of --tag once packed.")
 @click.option("--no-store", is_flag=True,
-              help="With --push: stream the layers to the registry as they are produced, storing nothing locally.")
+              help="Store nothing: print the digest this pack would have ('Model digest: sha256:...'; with -q the "
+                   "digest alone), reading each file once and writing no blob. The manifest digest depends on the "
+                   "time unless SOURCE_DATE_EPOCH is set; layer digests do not. With --push: stream the layers to "
+                   "the registry as they are produced.")
 @tls_options
 def pack_command(
     directory: Path, kitfile: str | None, tag: str | None, compression: str, layer_format: str, model_format: str,
     use_model_pack: bool, link: bool, no_digest_cache: bool, push_after: bool, no_store: bool, plain_http: bool,
     tls_verify: bool,
 ) -> None:
-    """Pack DIRECTORY into a ModelKit in the local store."""
+    """Pack DIRECTORY into a ModelKit in the local store (with --no-store: only compute its digest)."""
     state = get_state()
     spec: str | Kitfile | None = kitfile
     if kitfile == "-":
@@ -53,8 +57,6 @@ def pack_command(
         spec = load_kitfile(sys.stdin.read(), source="<stdin>")
     if use_model_pack:
         model_format = "modelpack"
-    if no_store and not push_after:
-        raise click.UsageError("--no-store needs --push (a ModelKit must go somewhere)")
     if push_after:
         if not tag:
             raise click.UsageError("--push needs --tag with a registry (registry/repository[:tag])")
@@ -91,6 +93,16 @@ def pack_command(
         link=link,
         digest_cache=not no_digest_cache,
         format=model_format,
+        no_store=no_store,
     )
-    if not state.quiet:
+    if no_store:  # the digest is the whole result: printed even with -q, alone (as `docker build -q` prints the ID)
+        if state.quiet:
+            click.echo(str(packed.digest))
+            return
+        click.echo(f"Model digest: {packed.digest}")
+        note = "Nothing stored (--no-store)"
+        if not os.environ.get("SOURCE_DATE_EPOCH"):
+            note += "; SOURCE_DATE_EPOCH is not set, so the manifest digest includes the current time"
+        click.echo(note, err=True)
+    elif not state.quiet:
         click.echo(f"Model saved: {packed.digest}")

@@ -82,8 +82,8 @@ class BlobTarget(Protocol):
 class StoreTarget:
     """A blob into the local store's ingest, committed under the digest the pipeline computed (mode 0600, kit's)."""
 
-    def __init__(self, store: LocalStore) -> None:
-        self._writer = store.ingest(hashing=False)
+    def __init__(self, store: LocalStore, size_hint: int | None = None) -> None:
+        self._writer = store.ingest(hashing=False, size_hint=size_hint)
 
     def write(self, data: memoryview) -> None:
         self._writer.write(data)
@@ -218,7 +218,7 @@ def build_layer(
     if on_progress is not None:
         on_progress(ProgressEvent(layer.path, done, done, finished=True))
     kind = "mcpb" if layer.kind == "mcpserver" else layer.kind
-    logger.info("Saved %s layer: %s", kind, digest)
+    logger.info("%s %s layer: %s", "Saved" if targets else "Hashed", kind, digest)
     return BuiltLayer(layer_descriptor(job, digest, size), diff_id)
 
 

@@ -1,4 +1,5 @@
-"""``pack``: a directory and its Kitfile in, a ModelKit in the local store out.
+"""``pack``: a directory and its Kitfile in, a ModelKit in the local store out (or, with ``no_store``, only its
+digests: spec ``format.md`` §5.4).
 
 Each layer's inputs are gathered first, in manifest order on the calling thread (the walks, kit's checks and
 warnings, the digest-cache keys); a layer whose key the digest cache knows and whose blob is still in the store is
@@ -8,6 +9,13 @@ threads, :data:`LAYER_WORKERS` at a time, each streamed once through hashing, co
 order whatever order the layers finished in) and the manifest are stored, and the tags are set. A failure at any
 point leaves the store as it was, apart from layer blobs nothing references yet (``gc`` removes them); the error
 raised is that of the first failing layer in manifest order.
+
+With ``no_store`` the same steps run with no destination: each layer is read once and hashed (no blob, no ingest
+file, no page-cache churn beyond the reads), the config and manifest are assembled to the same bytes and digests a
+pack would store, and nothing is written but the digest cache. A cache hit then needs no blob in the store: the
+check that the blob is there protects a stored manifest from naming a missing blob, and nothing is stored; the cached
+digest itself stands for the files' bytes whether or not the blob exists (the cache keys on ctime and inode, so it
+never answers for changed bytes).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from pymodelkit.pack.compression import COMPRESSION_CHOICES
 from pymodelkit.pack.digestcache import DigestCache
 from pymodelkit.pack.ignore import IgnoreMatcher
 from pymodelkit.pack.layers import (
+    BlobTarget,
     BuiltLayer,
     LayerJob,
     StoreTarget,
@@ -52,6 +61,7 @@ from pymodelkit.pack.plan import LayerPlan, plan_layers
 from pymodelkit.progress import ProgressCallback, ProgressEvent
 from pymodelkit.settings import created_time
 from pymodelkit.store import LocalStore
+from pymodelkit.store.repoindex import check_tag
 
 __all__ = ["KITFILE_NAMES", "LAYER_FORMATS", "LAYER_WORKERS", "PACK_FORMATS", "PackResult", "find_kitfile", "pack"]
 
@@ -67,7 +77,8 @@ LAYER_WORKERS = 2  # layers built at once; each layer's stages already run on th
 class PackResult:
     """What ``pack`` stored: the manifest (and its digest and bytes), the config bytes, the filled-in Kitfile, and
     the reference it was tagged as (``None`` for an untagged pack, stored in ``localhost/_``). ``reused``: the layer
-    digests taken from the digest cache, not re-read."""
+    digests taken from the digest cache, not re-read. ``stored``: False for ``pack(no_store=True)``, which stored
+    nothing (``reference`` and ``tags`` are then those a pack would have set)."""
 
     digest: Digest
     manifest: Manifest
@@ -77,6 +88,7 @@ class PackResult:
     reference: Reference | None
     tags: tuple[str, ...]
     reused: tuple[Digest, ...] = ()
+    stored: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +126,9 @@ def pack(
     link: bool = False,
     digest_cache: bool = True,
     format: str = "kitops",
+    no_store: bool = False,
 ) -> PackResult:
-    """Pack the directory ``context`` into a ModelKit in the local store.
+    """Pack the directory ``context`` into a ModelKit in the local store (or, ``no_store``, only compute its digests).
 
     Args:
         context: the directory the Kitfile's paths are relative to.
@@ -133,11 +146,18 @@ def pack(
         link: uncompressed raw layers (``layer_format="raw"``, mcpb) are hard-linked into the store, not copied,
             when the file is on the store's filesystem: the blob then shares the file's inode and keeps its mode
             (pack never changes the file); editing the file in place afterwards corrupts the blob (``fsck`` tells).
+            Ignored with ``no_store`` (nothing is stored; the digests are the same either way).
         digest_cache: reuse layers whose files have not changed since a previous pack into this store
             (:mod:`pymodelkit.pack.digestcache`), and record the layers built now.
         format: ``kitops`` (kit's default), or ``modelpack``: a CNCF ModelPack artifact as ``kit pack
             --use-model-pack`` writes it (same layer bytes; ModelPack media types and config; the Kitfile in the
             ``ml.kitops.modelkit.kitfile`` annotation; :mod:`pymodelkit.modelpack`).
+        no_store: store nothing: read and hash each layer once, and return the manifest, config and digests a pack
+            would store, byte for byte (``stored=False``). No blob, manifest, index or tag is written and the store
+            directory is not created; only the digest cache is read and updated (a hit is used whether or not the
+            blob is in the store). Without ``SOURCE_DATE_EPOCH`` the manifest records the current time, so its
+            digest is that of a pack made now; layer and config digests do not depend on it. Parents named by
+            ``model.path`` are still read from the store.
 
     Returns:
         A :class:`PackResult`.
@@ -151,42 +171,52 @@ def pack(
     inputs = gather_inputs(context, kitfile=kitfile, tag=tag, compression=compression, layer_format=layer_format,
                            store=store, annotations=annotations, format=format)
     cache = DigestCache.for_home(store.home) if digest_cache else None
-    reused: list[Digest] = []
+
+    def present(digest: Digest, size: int) -> bool:
+        return no_store or _store_has(store, digest, size)
+
+    def targets_for(job: LayerJob) -> Callable[[], list[BlobTarget]]:
+        # the layer's size tells the blob writer whether to write around the page cache (store/directio.py)
+        return lambda: [] if no_store else [StoreTarget(store, size_hint=job.size)]
 
     def build(job: LayerJob) -> BuiltLayer:
         if cache is not None:
-            hit = lookup_cached(cache, job, lambda digest, size: _store_has(store, digest, size), on_progress)
+            hit = lookup_cached(cache, job, present, on_progress, stored=not no_store)
             if hit is not None:
-                reused.append(hit.descriptor.digest)
                 return hit
-        built = build_layer(job, lambda: [StoreTarget(store)], on_progress, link_store=store if link else None)
+        built = build_layer(job, targets_for(job), on_progress, link_store=store if link and not no_store else None)
         if cache is not None:
             cache.record(job.cache_key, cached_entry(job, built), job.newest_ns, job.stat_ns)
         return built
 
     built = build_layers(inputs.jobs, build)
     filled, config_bytes, manifest, manifest_bytes = assemble(inputs, built, annotations)
-    config_digest = store.write_blob(config_bytes, mode=0o444)
-    assert config_digest == manifest.config.digest
     tags: tuple[str, ...] = ()
     reference = inputs.reference
     if reference is None:
         repo_key = f"{DEFAULT_REGISTRY}/{UNTAGGED_REPOSITORY}"
     else:
         repo_key, tags = reference.repo_key, (reference.tag, *inputs.extra_tags)
-    descriptor = store.add_manifest(repo_key, manifest_bytes, tags=tags)
+    if no_store:
+        digest = Digest.from_bytes(manifest_bytes)
+        logger.info("Model digest: %s (nothing stored)", digest)
+    else:
+        config_digest = store.write_blob(config_bytes, mode=0o444)
+        assert config_digest == manifest.config.digest
+        digest = store.add_manifest(repo_key, manifest_bytes, tags=tags).digest
+        logger.info("Model saved: %s", digest)
     if cache is not None:
         cache.save()
-    logger.info("Model saved: %s", descriptor.digest)
     return PackResult(
-        digest=descriptor.digest,
+        digest=digest,
         manifest=manifest,
         manifest_bytes=manifest_bytes,
         config_bytes=config_bytes,
         kitfile=filled,
         reference=reference,
-        tags=tuple(tags),
-        reused=tuple(d for d in (b.descriptor.digest for b in built) if d in set(reused)),
+        tags=tags,
+        reused=tuple(b.descriptor.digest for b in built if b.reused),
+        stored=not no_store,
     )
 
 
@@ -234,16 +264,22 @@ def lookup_cached(
     job: LayerJob,
     present: Callable[[Digest, int], bool],
     on_progress: ProgressCallback | None,
+    *,
+    stored: bool = True,
 ) -> BuiltLayer | None:
     """The layer from the digest cache, if recorded for these inputs and ``present(digest, size)`` confirms the blob
-    is where it is needed; else None."""
+    is where it is needed; else None. ``stored``: the pack stores its layers (only the INFO log line differs)."""
     hit = cache.lookup(job.cache_key)
     if hit is None or hit.media_type != job_media_type(job) or not present(hit.digest, hit.size):
         return None
     if on_progress is not None:
         on_progress(ProgressEvent(job.layer.path, job.size, job.size, finished=True))
     kind = "mcpb" if job.layer.kind == "mcpserver" else job.layer.kind
-    logger.info("Already saved %s layer: %s (unchanged since the last pack)", kind, hit.digest)
+    if stored:
+        logger.info("Already saved %s layer: %s (unchanged since the last pack)", kind, hit.digest)
+    else:
+        logger.info("%s layer: %s (unchanged since the last pack, from the digest cache)", kind.capitalize(),
+                    hit.digest)
     return BuiltLayer(layer_descriptor(job, hit.digest, hit.size, hit.media_type), hit.diff_id, reused=True)
 
 
@@ -310,6 +346,8 @@ def _parse_tag(tag: str | None) -> tuple[Reference | None, list[str]]:
     if tag is None:
         return None, []
     reference, extra = parse_reference(tag)
+    for extra_tag in extra:  # before any layer is built (the store would refuse it only once they are)
+        check_tag(extra_tag)
     if reference.digest is not None:
         raise InvalidReferenceError(f"cannot tag a pack with a digest ({tag}): give a tag", reference=tag)
     if not reference.tag:

@@ -235,7 +235,7 @@ def _stream_push(
     logger.info("pushed %s to %s without storing it", digest, reference)
     packed = PackResult(digest=digest, manifest=manifest, manifest_bytes=manifest_bytes, config_bytes=config_bytes,
                         kitfile=filled, reference=reference, tags=(reference.tag,),
-                        reused=tuple(b.descriptor.digest for b in built if b.reused))
+                        reused=tuple(b.descriptor.digest for b in built if b.reused), stored=False)
     pushed = PushResult(reference=reference, digest=digest, uploaded=tuple(uploaded), mounted=(),
                         skipped=tuple(dict.fromkeys(skipped)), bytes_uploaded=sum(uploaded.values()))
     return PackAndPushResult(packed, pushed, stored=False)

@@ -111,8 +111,10 @@ def test_cli_pack_push_no_store(registry: TestRegistry, tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     assert "Pushed sha256:" in done.output and "Model saved" not in done.output
     assert _stored_blobs(pymodelkit.LocalStore(home)) == []
-    refused = runner.invoke(cli, ["--config", str(home), "pack", str(src), "--no-store"])
-    assert refused.exit_code != 0 and "--no-store needs --push" in refused.output
+    digest_only = runner.invoke(cli, ["--config", str(home), "pack", str(src), "--no-store"])
+    assert digest_only.exit_code == 0, digest_only.output
+    assert "Model digest: sha256:" in digest_only.output and "Model saved" not in digest_only.output
+    assert _stored_blobs(pymodelkit.LocalStore(home)) == []
     local = runner.invoke(cli, ["--config", str(home), "pack", str(src), "-t", "local/only:v1", "--push"])
     assert isinstance(local.exception, InvalidReferenceError) and "registry is required" in str(local.exception)
 
