@@ -252,22 +252,27 @@ def _stream(
             compressor = open_compressing_writer(job.compression, lambda out: blob_fan.put(memoryview(out)))
             top = ChunkFanout([diff_hasher.update, compressor.write], threaded=threaded, depth=POOL_BUFFERS,
                               name="layer")
-        with top:
+        try:
+            with top:
 
-            def emit(view: memoryview, buffer: bytearray) -> None:
-                nonlocal done
-                done += len(view)
-                top.put(view, lambda: pool.release(buffer))
-                if on_progress is not None:
-                    on_progress(ProgressEvent(key, done, total))
+                def emit(view: memoryview, buffer: bytearray) -> None:
+                    nonlocal done
+                    done += len(view)
+                    top.put(view, lambda: pool.release(buffer))
+                    if on_progress is not None:
+                        on_progress(ProgressEvent(key, done, total))
 
-            if job.raw:
-                _stream_file(job, pool, emit)
-            else:
-                stream_tar(job.entries, pool.acquire, emit)
-            top.close()
-        if compressor is not None:
-            compressor.close()
+                if job.raw:
+                    _stream_file(job, pool, emit)
+                else:
+                    stream_tar(job.entries, pool.acquire, emit)
+                top.close()
+            if compressor is not None:
+                compressor.close()
+        except BaseException:
+            if compressor is not None:
+                compressor.abort()  # ends the deflate threads (after ``with top`` has joined its own)
+            raise
         blob_fan.close()
     digest = Digest(SHA256, blob_hasher.hexdigest())
     diff_id = Digest(SHA256, diff_hasher.hexdigest()) if diff_hasher is not None else digest
