@@ -1,6 +1,7 @@
 """The hot paths of issue #6 in one command: pack, push and pull, each against a reference measured in the same run.
 
-Usage: python benchmarks/hotpath.py [--size-gib 1] [--repeat 3] [--quick] [--json FILE] [--dir DIR]
+Usage: python benchmarks/hotpath.py [--size-gib 1] [--again-gib 2] [--rss-gib 4] [--repeat 3] [--quick] [--json FILE]
+    [--dir DIR] [--only pack,again,transfer,rss]
 
 Generates its data in a temp dir (a file of random bytes, a "weight-like" file of float16-looking bytes whose
 exponent bytes have little entropy, so that it compresses 1.3-2x, and a tree of 20 000 small files), starts Debian's
@@ -90,8 +91,11 @@ def _child_pack(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
 
     store = pymodelkit.LocalStore(spec["home"])
 
+    options = {key: spec[key] for key in ("no_store", "layer_format", "link") if spec.get(key)}
+
     def call() -> dict[str, Any]:
-        packed = pymodelkit.pack(spec["context"], tag=spec["tag"], store=store, compression=spec["compression"])
+        packed = pymodelkit.pack(spec["context"], tag=spec["tag"], store=store, compression=spec["compression"],
+                                 **options)
         layers = list(packed.manifest.layers or ())
         return {"digest": str(packed.digest), "layer_bytes": sum(d.size for d in layers),
                 "layers": [str(d.digest) for d in layers]}
@@ -245,6 +249,10 @@ class Bench:
         self.env = {k: v for k, v in os.environ.items()
                     if k.lower() not in _PROXY_VARIABLES and not k.startswith(("PYMODELKIT_", "KITOPS_", "REGISTRY_"))}
         self.env["TMPDIR"] = str(work / "tmp")
+        # An installed package has its bytecode compiled (pip does it); a development shell that sets
+        # PYTHONDONTWRITEBYTECODE would make every child compile pymodelkit from source again, inside the timed call
+        # for the modules a call imports lazily (0.05-0.1 s: most of a re-pack's time).
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         # containers/image remembers where it saw each blob and mounts it from there on the next push instead of
         # uploading it; as root that cache is /var/lib/containers/cache. Running skopeo "rootless" puts it under the
         # child's XDG_DATA_HOME, fresh for every run.
@@ -446,12 +454,14 @@ def pack_rows(bench: Bench, random_ctx: Path, weights_ctx: Path, small_ctx: Path
     print("pack (into a fresh store each run; references over the same bytes, page cache warm)")
     group = "pack"
 
-    def pack(context: Path, compression: str, key: str) -> Callable[[], Run]:
+    def pack(context: Path, compression: str, key: str, **options: Any) -> Callable[[], Run]:
         return lambda: bench.child({"op": "pack", "context": str(context), "tag": f"bench/{key}:v1",
                                     "home": str(bench.fresh_dir("pack-home")), "compression": compression,
-                                    "rss_key": f"pack {key}"})
+                                    "rss_key": f"pack {key}", **options})
 
     ours_none = Figure("pack none, random", sizes["random"])
+    ours_nothing = Figure("pack none, --no-store (digests only)", sizes["random"])
+    ours_link = Figure("pack raw --link (hard link into the store)", sizes["random"])
     sha = Figure("hashlib.sha256 alone", sizes["random"])
     ours_zstd = Figure("pack zstd, weight-like", sizes["weights"])
     zstd_ref = Figure("zstandard level 3 alone", sizes["weights"])
@@ -464,6 +474,8 @@ def pack_rows(bench: Bench, random_ctx: Path, weights_ctx: Path, small_ctx: Path
     bench.measure([
         (ours_none, pack(random_ctx, "none", "none")),
         (sha, lambda: timed(lambda: sha256_alone(random_ctx / "model.bin"))),
+        (ours_nothing, pack(random_ctx, "none", "no-store", no_store=True)),
+        (ours_link, pack(random_ctx, "none", "raw-link", layer_format="raw", link=True)),
         (ours_zstd, pack(weights_ctx, "zstd", "zstd")),
         (zstd_ref, lambda: timed(lambda: zstd_alone(weights_ctx / "model.bin"))),
         (ours_gzip, pack(weights_ctx, "gzip-fastest", "gzip")),
@@ -473,7 +485,9 @@ def pack_rows(bench: Bench, random_ctx: Path, weights_ctx: Path, small_ctx: Path
     ])
     zstd_ratio = sizes["weights"] / max(1, int(ours_zstd.best.result["layer_bytes"]))
     gzip_ratio = sizes["weights"] / max(1, int(ours_gzip.best.result["layer_bytes"]))
-    bench.row(group, ours_none, sha)
+    bench.row(group, ours_none, sha, note="into the store")
+    bench.row(group, ours_nothing, sha, note="nothing written")
+    bench.row(group, ours_link, sha, note="no byte copied")
     bench.row(group, ours_zstd, zstd_ref, note=f"compresses {zstd_ratio:.2f}x")
     bench.row(group, ours_gzip, gzip_ref, note=f"compresses {gzip_ratio:.2f}x")
     if shutil.which("go") is None:
@@ -635,6 +649,30 @@ def transfer_rows(bench: Bench, random_ctx: Path, size: int, layers_ctx: Path) -
     shutil.rmtree(layers_home, ignore_errors=True)
 
 
+def rss_rows(bench: Bench, context: Path, size: int) -> None:
+    """Pack, push and pull of one large model, once each: their peak RSS must not grow with the model's size."""
+    print(f"peak RSS at {size / GIB:.2f} GiB: pack, push, pull once each (the limit holds whatever the size)")
+    amount = f"{size / GIB:g} GiB" if size >= GIB else f"{size // MIB} MiB"
+    home = bench.fresh_dir("rss-home")
+    destination = f"{bench.host}/{bench.repository('rss')}:v1"
+    figures = [Figure(f"pack none, {amount}", size), Figure(f"push, {amount}", size),
+               Figure(f"pull, {amount}", size)]
+    pull_home = bench.fresh_dir("rss-pull-home")
+    bench.measure([
+        (figures[0], lambda: bench.child({"op": "pack", "context": str(context), "tag": "bench/rss:v1",
+                                          "home": str(home), "compression": "none",
+                                          "rss_key": f"pack none, {amount}"})),
+        (figures[1], lambda: bench.child({"op": "push", "home": str(home), "source": "bench/rss:v1",
+                                          "destination": destination, "rss_key": f"push, {amount}"})),
+        (figures[2], lambda: bench.child({"op": "pull", "home": str(pull_home), "reference": destination,
+                                          "rss_key": f"pull, {amount}"})),
+    ], repeat=1)
+    for figure in figures:
+        bench.row("rss", figure, None, note=f"peak RSS {figure.rss_mib:.0f} MiB (limit {RSS_LIMIT_MIB})")
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(pull_home, ignore_errors=True)
+
+
 def _rss_note(peer: Figure) -> str:
     return f"peer RSS {peer.rss_mib:.0f} MiB" if peer.rss_mib is not None else ""
 
@@ -746,16 +784,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 16 MiB, 500 small files, 1 run each")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     parser.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: $TMPDIR)")
-    parser.add_argument("--only", default="pack,again,transfer", help="groups to run (comma-separated)")
+    parser.add_argument("--again-gib", type=float, default=2.0,
+                        help="size of the directory re-packed and re-pushed unchanged (the issue's 2 GiB)")
+    parser.add_argument("--rss-gib", type=float, default=4.0, help="size of the model of the rss group")
+    parser.add_argument("--only", default="pack,again,transfer,rss", help="groups to run (comma-separated)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         child_main(json.loads(args.child))
         return 0
     size = int(args.size_gib * GIB) // MIB * MIB
+    again_size = int(args.again_gib * GIB) // MIB * MIB
+    rss_size = int(args.rss_gib * GIB) // MIB * MIB
     small_count, repeat = args.small_files, args.repeat
     if args.quick:
-        size, small_count, repeat = 16 * MIB, 500, 1
+        size, again_size, rss_size, small_count, repeat = 16 * MIB, 32 * MIB, 32 * MIB, 500, 1
     groups = set(args.only.split(","))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pymodelkit-hotpath-", dir=args.dir) as tmp:
@@ -777,6 +820,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_kitfile("part0.bin") + "datasets:\n"
             + "".join(f"  - name: part{n}\n    path: part{n}.bin\n" for n in range(1, 4)))
         sizes = {"random": size, "weights": size, "small": small_bytes, "small_count": small_count}
+        again_ctx = (random_ctx if again_size == size or "again" not in groups else
+                     kit_context(work, "again", {"model.bin": lambda p: write_random(p, again_size)},
+                                 model_kitfile("model.bin")))
+        rss_ctx = (random_ctx if rss_size == size or "rss" not in groups else
+                   kit_context(work, "rss", {"model.bin": lambda p: write_random(p, rss_size)},
+                               model_kitfile("model.bin")))
         with a_registry(work) as (host, url):
             bench = Bench(work, host, url, repeat)
             startup = bench.child({"op": "noop"})
@@ -786,9 +835,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "pack" in groups:
                 pack_rows(bench, random_ctx, weights_ctx, small_ctx, sizes)
             if "again" in groups:
-                repeat_rows(bench, random_ctx, size, find_pack_and_push())
+                repeat_rows(bench, again_ctx, again_size, find_pack_and_push())
             if "transfer" in groups:
                 transfer_rows(bench, random_ctx, size, layers_ctx)
+            if "rss" in groups:
+                rss_rows(bench, rss_ctx, rss_size)
             print_table(bench)
             elapsed = time.perf_counter() - started
             print(f"\nload average at end: {os.getloadavg()[0]:.2f}; {elapsed:.0f} s in all")
