@@ -2,7 +2,8 @@
 (spec ``oci-distribution.md`` §1.1, §1.9, §1.11, §2; STYLE rule 4).
 
 The transport stack is auth (``pymodelkit.registry.auth.RegistryAuth``, an ``httpx.Auth``) over
-:class:`~pymodelkit.registry.retry.RetryTransport` over ``httpx.HTTPTransport``; logging is an event hook. Every
+:class:`~pymodelkit.registry.retry.RetryTransport` over :class:`~pymodelkit.registry.tls.SchemeTransport` (plain
+``httpx.HTTPTransport`` for http, a verifying one built on the first https request); logging is an event hook. Every
 request carries the scopes it needs in ``request.extensions["pymodelkit.scopes"]``. Blob GET and HEAD follow
 redirects by hand and never send credentials to another host. Uploads are in ``upload.py``, downloads in
 ``download.py``; this module only knows single exchanges. (Over 400 lines: the transport set-up — TLS, proxies,
@@ -35,6 +36,7 @@ from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST
 from pymodelkit.registry.responses import check_response, redact_url, transport_failure
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, NO_RETRY_EXTENSION, RetryPolicy, RetryTransport
+from pymodelkit.registry.tls import SchemeTransport, plain_transport, ssl_context
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
@@ -141,15 +143,21 @@ class RegistryClient:
         if self._scheme is None and not is_loopback(self.host):
             self._scheme = "https"
         self._scheme_lock = threading.Lock()
-        verify = _ssl_context(tls_verify=tls_verify, ca_bundle=ca_bundle, trust_env=trust_env)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        base = transport if transport is not None else httpx.HTTPTransport(verify=verify, limits=limits)
+
+        def secure() -> httpx.BaseTransport:
+            verify = ssl_context(tls_verify=tls_verify, ca_bundle=ca_bundle, trust_env=trust_env)
+            return httpx.HTTPTransport(verify=verify, limits=limits)
+
+        base = transport if transport is not None else SchemeTransport(plain_transport(limits), secure)
         mounts: dict[str, httpx.BaseTransport | None] = {}
         if trust_env and transport is None and not is_loopback(self.host):
             for pattern, proxy in _environment_proxies().items():
                 mounts[pattern] = (
                     None if proxy is None
-                    else RetryTransport(httpx.HTTPTransport(verify=verify, limits=limits, proxy=proxy), retry)
+                    else RetryTransport(httpx.HTTPTransport(
+                        verify=ssl_context(tls_verify=tls_verify, ca_bundle=ca_bundle, trust_env=trust_env),
+                        limits=limits, proxy=proxy), retry)
                 )
         self._client = httpx.Client(
             auth=_make_auth(registry, credentials),
@@ -478,13 +486,6 @@ def _make_auth(registry: str, credentials: CredentialSource | None) -> httpx.Aut
         return None
     auth: httpx.Auth = auth_module.RegistryAuth(registry, credentials)
     return auth
-
-
-def _ssl_context(*, tls_verify: bool, ca_bundle: str | None, trust_env: bool) -> ssl.SSLContext:
-    context = httpx.create_ssl_context(verify=tls_verify, trust_env=trust_env)
-    if ca_bundle is not None and tls_verify:
-        context.load_verify_locations(cafile=ca_bundle)
-    return context
 
 
 def _environment_proxies() -> dict[str, str | None]:
