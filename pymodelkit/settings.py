@@ -179,4 +179,8 @@ def gzip_backend() -> str | None:
 def direct_io() -> bool:
     """``PYMODELKIT_DIRECT_IO``: whether large blobs are written with ``O_DIRECT`` where the platform allows it
     (default true; ``0``/``false`` turns it off)."""
-    return parse_bool(os.environ.get("PYMODELKIT_DIRECT_IO"), default=True)
+    raw = os.environ.get("PYMODELKIT_DIRECT_IO")
+    try:
+        return parse_bool(raw, default=True)
+    except ModelKitError:
+        raise ModelKitError(f"invalid PYMODELKIT_DIRECT_IO {raw!r}: use 1/0, true/false, yes/no or on/off") from None

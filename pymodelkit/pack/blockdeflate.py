@@ -67,7 +67,7 @@ class BlockDeflater:
         self._block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
         if self._block_bytes < WINDOW_BYTES:
             raise ValueError(f"block size {self._block_bytes} is under the deflate window ({WINDOW_BYTES})")
-        self._max_pending = 2 * self._workers
+        self._max_pending = self._workers + 1  # one block queued per worker, besides the one being filled: memory
         self._executor: ThreadPoolExecutor | None = None
         self._pending: collections.deque[tuple[Future[_Result], bytearray, int]] = collections.deque()
         self._free: list[bytearray] = []

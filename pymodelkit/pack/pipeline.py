@@ -153,11 +153,11 @@ def pack(
             --use-model-pack`` writes it (same layer bytes; ModelPack media types and config; the Kitfile in the
             ``ml.kitops.modelkit.kitfile`` annotation; :mod:`pymodelkit.modelpack`).
         no_store: store nothing: read and hash each layer once, and return the manifest, config and digests a pack
-            would store, byte for byte (``stored=False``). No blob, manifest, index or tag is written and the store
-            directory is not created; only the digest cache is read and updated (a hit is used whether or not the
-            blob is in the store). Without ``SOURCE_DATE_EPOCH`` the manifest records the current time, so its
-            digest is that of a pack made now; layer and config digests do not depend on it. Parents named by
-            ``model.path`` are still read from the store.
+            would store, byte for byte (``stored=False``). No blob, manifest, index or tag is written and
+            ``storage/`` is not created; only the digest cache (``pymodelkit-cache/``) is read and updated (a hit is
+            used whether or not the blob is in the store). Without ``SOURCE_DATE_EPOCH`` the manifest records the
+            current time, so its digest is that of a pack made now; layer and config digests do not depend on it.
+            Parents named by ``model.path`` are still read from the store.
 
     Returns:
         A :class:`PackResult`.

@@ -116,14 +116,17 @@ class BlobWriter:
         view = memoryview(data).cast("B")
         if self._hasher is not None:
             self._hasher.update(view)
-        if self._sink is not None:
-            self._sink.write(view)  # raises what a background write failed with (the caller aborts)
-            self._size += len(view)
-            return
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-            self._size += written
+        try:
+            if self._sink is not None:
+                self._sink.write(view)  # raises what a background write failed with (the caller aborts)
+                self._size += len(view)
+                return
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+                self._size += written
+        except OSError as exc:
+            raise _naming(exc, self.path) from None
         if self._size - self._flushed >= WRITEBACK_BYTES:
             start_writeback(fd, self._flushed, self._size - self._flushed)
             self._flushed = self._size
@@ -150,6 +153,9 @@ class BlobWriter:
                 sink, self._sink = self._sink, None
                 sink.finish()
             os.fsync(fd)
+        except OSError as exc:
+            self.abort()
+            raise _naming(exc, self.path) from None
         except BaseException:
             self.abort()
             raise
@@ -213,6 +219,13 @@ class BlobWriter:
         self._done = True
         self._discard()
 
+    def __del__(self) -> None:
+        # A writer dropped without commit or abort: end its direct-I/O thread (which would wait forever) and close the
+        # file; the ingest file, no longer locked, is a stray for gc.
+        with contextlib.suppress(Exception):
+            if not self._done:
+                self._close()
+
     def __enter__(self) -> BlobWriter:
         return self
 
@@ -243,6 +256,13 @@ class BlobWriter:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` with the ingest file as its file name when it has none (a failed write says where it failed)."""
+    if exc.filename is None:
+        exc.filename = str(path)
+    return exc
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
