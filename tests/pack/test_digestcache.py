@@ -15,6 +15,7 @@ import pymodelkit
 from pymodelkit.oci import Digest
 from pymodelkit.pack import digestcache
 from pymodelkit.pack.digestcache import CachedLayer, DigestCache
+from tests.support.samestat import overwrite_keeping_size_and_mtime
 
 KITFILE = "manifestVersion: 1.0.0\nmodel:\n  path: model\ncode:\n  - path: src\n"
 RAW_KITFILE = "manifestVersion: 1.0.0\nmodel:\n  path: model/weights.bin\n"
@@ -60,13 +61,7 @@ def test_same_size_and_mtime_with_other_bytes_is_not_reused(tmp_path: Path, no_r
     store = pymodelkit.LocalStore(tmp_path / "home")
     first = pymodelkit.pack(src, tag="cache:v1", store=store)
     weights = src / "model" / "weights.bin"
-    before = weights.stat()
-    time.sleep(0.02)  # past the coarse timestamp tick, so the ctime moves
-    with open(weights, "r+b") as handle:  # same inode, same size
-        handle.write(b"\xff")
-    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime put back; ctime cannot be
-    after = weights.stat()
-    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    overwrite_keeping_size_and_mtime(weights, b"\xff")
     second = pymodelkit.pack(src, tag="cache:v2", store=store)
     model_first, code_first = _layer_digests(first)
     model_second, code_second = _layer_digests(second)

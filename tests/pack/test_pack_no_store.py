@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pymodelkit
 from pymodelkit.errors import InvalidReferenceError, NotFoundError, PackError
 from pymodelkit.oci import Digest
 from pymodelkit.pack import digestcache, layers
+from tests.support.samestat import overwrite_keeping_size_and_mtime
 
 PAST = 1_600_000_000
 EPOCH = "1700000000"
@@ -149,13 +149,7 @@ def test_changed_bytes_with_the_same_size_and_mtime_are_hashed_again(
     store = pymodelkit.LocalStore(tmp_path / "home")
     first = pymodelkit.pack(src, tag="nostore:v1", store=store, no_store=True)
     weights = src / "model" / "weights.bin"
-    before = weights.stat()
-    time.sleep(0.02)  # past the coarse timestamp tick, so the ctime moves
-    with open(weights, "r+b") as handle:  # same inode, same size
-        handle.write(b"\xff\xfe")
-    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime put back; ctime cannot be
-    after = weights.stat()
-    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    overwrite_keeping_size_and_mtime(weights, b"\xff\xfe")
 
     second = pymodelkit.pack(src, tag="nostore:v1", store=store, no_store=True)
     model_first, code_first, data_first = (layer.digest for layer in first.manifest.layers or ())
