@@ -37,7 +37,7 @@ import gzip
 import zlib
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 import zstandard
 
@@ -59,6 +59,7 @@ COMPRESSION_CHOICES = ("none", "gzip", "gzip-fastest", "zstd")
 _GZIP_LEVELS = {"gzip": 6, "gzip-fastest": 1}
 _ISAL_LEVELS = {"gzip": 2, "gzip-fastest": 1}
 _ZSTD_LEVEL = 3
+_ZSTD_PIECE_BYTES = 1 << 20
 _BLOCKS = f"blocks{BLOCK_BYTES >> 20}m" if BLOCK_BYTES % (1 << 20) == 0 else f"blocks{BLOCK_BYTES >> 10}k"
 
 Sink = Callable[[bytes | bytearray | memoryview], object]
@@ -124,18 +125,33 @@ class _GzipWriter:
         self._deflate.abort()
 
 
-class _ZstdWriter:
+class _SinkFile:
+    """The file-like end ``zstandard``'s stream writer writes to: each piece to the sink (a new ``bytes`` each)."""
+
     def __init__(self, sink: Sink) -> None:
         self._sink = sink
-        self._compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=False).compressobj()
+
+    def write(self, data: bytes) -> int:
+        self._sink(data)
+        return len(data)
+
+
+class _ZstdWriter:
+    """One zstd frame, handed to the sink in pieces of at most :data:`_ZSTD_PIECE_BYTES`: a 4 MiB input makes four
+    1 MiB pieces, not one 3-4 MiB ``bytes``, which keeps the compressed bytes queued for the hash and store threads
+    small (two zstd layers packed at once peaked at 112 MiB with whole-chunk outputs). The frame's bytes do not depend
+    on how input or output is cut (no flush before the end)."""
+
+    def __init__(self, sink: Sink) -> None:
+        compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=False)
+        target = cast("BinaryIO", _SinkFile(sink))  # zstandard calls only write() on it
+        self._writer = compressor.stream_writer(target, write_size=_ZSTD_PIECE_BYTES, closefd=False)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        out = self._compressor.compress(data)
-        if out:
-            self._sink(out)
+        self._writer.write(data)
 
     def close(self) -> None:
-        self._sink(self._compressor.flush())
+        self._writer.flush(zstandard.FLUSH_FRAME)
 
     def abort(self) -> None:
         pass

@@ -62,6 +62,9 @@ logger = logging.getLogger(__name__)
 
 BUFFER_BYTES = 4 << 20  # one read, one hash update, one write
 POOL_BUFFERS = 6  # buffers per layer in flight: 24 MiB
+# A compressed layer goes at the compressor's speed (100-300 MB/s), far below the read's: a short read-ahead keeps
+# it fed, and two layers packed at once stay under the 100 MiB peak RSS with their compressors' own buffers.
+COMPRESSED_POOL_BUFFERS = 3
 THREADED_BYTES = 8 << 20  # smaller layers run their stages inline: starting threads would cost more than it saves
 MCPB_MEDIA_TYPE = "application/vnd.kitops.modelkit.mcpb.v1.raw"
 
@@ -227,7 +230,8 @@ def _stream(
 ) -> tuple[Digest, int, Digest, int]:
     """Returns the blob's digest and size, the diffId, and the uncompressed bytes streamed."""
     threaded = job.size >= THREADED_BYTES
-    pool = BufferPool(POOL_BUFFERS if threaded else 1, BUFFER_BYTES if threaded else min(BUFFER_BYTES, _pow2(job.size)))
+    buffers = POOL_BUFFERS if job.compression == "none" else COMPRESSED_POOL_BUFFERS
+    pool = BufferPool(buffers if threaded else 1, BUFFER_BYTES if threaded else min(BUFFER_BYTES, _pow2(job.size)))
     blob_hasher = hashlib.sha256()
     blob_size = 0
 
@@ -250,7 +254,7 @@ def _stream(
         else:
             diff_hasher = hashlib.sha256()
             compressor = open_compressing_writer(job.compression, lambda out: blob_fan.put(memoryview(out)))
-            top = ChunkFanout([diff_hasher.update, compressor.write], threaded=threaded, depth=POOL_BUFFERS,
+            top = ChunkFanout([diff_hasher.update, compressor.write], threaded=threaded, depth=buffers,
                               name="layer")
         try:
             with top:

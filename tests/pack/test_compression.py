@@ -43,3 +43,25 @@ def test_media_type_word() -> None:
     ]
     with pytest.raises(ModelKitError, match="invalid compression 'lz4'"):
         media_type_compression("lz4")
+
+
+def test_zstd_is_one_frame_in_pieces_of_at_most_a_mib_with_the_bytes_of_one_stream() -> None:
+    import zstandard
+
+    data = os.urandom(6 << 20) + bytes(3 << 20) + b"tail"
+    pieces: list[int] = []
+    out = io.BytesIO()
+
+    def sink(piece: bytes | bytearray | memoryview) -> None:
+        pieces.append(len(piece))
+        out.write(piece)
+
+    writer = open_compressing_writer("zstd", sink)
+    for start in range(0, len(data), 4 << 20):  # pack's 4 MiB reads
+        writer.write(memoryview(data)[start : start + (4 << 20)])
+    writer.close()
+    reference = zstandard.ZstdCompressor(level=3, write_checksum=False).compressobj()
+    expected = reference.compress(data) + reference.flush()
+    assert out.getvalue() == expected  # the same frame as one stream over the whole input
+    assert max(pieces) <= 1 << 20 and len(pieces) > 6
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(out.getvalue()) == data
