@@ -39,6 +39,7 @@ class BlobProgress:
         self._done = dict.fromkeys(self._totals, 0)
         self._lock = threading.Lock()
         self._grand_total = sum(self._totals.values())
+        self._overall = 0  # the sum of ``_done``, kept as it changes (update runs for every piece of every blob)
 
     def update(self, key: str, done: int, *, finished: bool = False) -> None:
         """``done`` bytes of blob ``key`` are through (``finished``: all of them); unchanged counts send nothing."""
@@ -47,8 +48,9 @@ class BlobProgress:
         with self._lock:
             if self._done.get(key) == done and not finished:
                 return
+            self._overall += done - self._done.get(key, 0)
             self._done[key] = done
-            overall = sum(self._done.values())
+            overall = self._overall
             self._callback(ProgressEvent(key, done, self._totals.get(key), finished))
             all_finished = finished and overall >= self._grand_total
             self._callback(ProgressEvent(TOTAL_PROGRESS_KEY, overall, self._grand_total, all_finished))

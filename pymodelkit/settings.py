@@ -43,13 +43,15 @@ __all__ = [
     "plain_http",
     "policy_is_explicit",
     "policy_path",
+    "source_date_epoch",
 ]
 
 _EPOCH_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 
-def parse_bool(value: str | None, *, default: bool = False) -> bool:
-    """The one boolean parser for environment values: 1/true/yes/on and 0/false/no/off (any case)."""
+def parse_bool(value: str | None, *, default: bool = False, name: str | None = None) -> bool:
+    """The one boolean parser for environment values: 1/true/yes/on and 0/false/no/off (any case); ``name``, the
+    variable's, goes in the error message."""
     if value is None or value.strip() == "":
         return default
     text = value.strip().lower()
@@ -57,7 +59,7 @@ def parse_bool(value: str | None, *, default: bool = False) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise ModelKitError(f"invalid boolean value {value!r}: use 1/0, true/false, yes/no or on/off")
+    raise ModelKitError(f"invalid {name or 'boolean value'} {value!r}: use 1/0, true/false, yes/no or on/off")
 
 
 def kitops_home() -> Path:
@@ -80,10 +82,15 @@ def kitops_home() -> Path:
     return Path(home) / ".local" / "share" / "kitops"
 
 
+def source_date_epoch() -> str | None:
+    """``SOURCE_DATE_EPOCH`` as set (``None`` when unset or empty): the time reproducible packs record."""
+    return os.environ.get("SOURCE_DATE_EPOCH") or None
+
+
 def created_time() -> _dt.datetime:
     """The creation time for a new manifest: ``SOURCE_DATE_EPOCH`` when set (integer seconds), else now (UTC)."""
-    raw = os.environ.get("SOURCE_DATE_EPOCH")
-    if raw is None or raw == "":
+    raw = source_date_epoch()
+    if raw is None:
         return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     if not _EPOCH_RE.fullmatch(raw) or not -(2**63) <= int(raw) < 2**63:
         raise ModelKitError(
@@ -179,8 +186,4 @@ def gzip_backend() -> str | None:
 def direct_io() -> bool:
     """``PYMODELKIT_DIRECT_IO``: whether large blobs are written with ``O_DIRECT`` where the platform allows it
     (default true; ``0``/``false`` turns it off)."""
-    raw = os.environ.get("PYMODELKIT_DIRECT_IO")
-    try:
-        return parse_bool(raw, default=True)
-    except ModelKitError:
-        raise ModelKitError(f"invalid PYMODELKIT_DIRECT_IO {raw!r}: use 1/0, true/false, yes/no or on/off") from None
+    return parse_bool(os.environ.get("PYMODELKIT_DIRECT_IO"), default=True, name="PYMODELKIT_DIRECT_IO")

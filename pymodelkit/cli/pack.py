@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from pymodelkit import settings
 from pymodelkit.cli.context import get_state
 from pymodelkit.cli.options import plain_http_setting, tls_options
 from pymodelkit.kitfile import Kitfile, load_kitfile
@@ -101,7 +101,7 @@ def pack_command(
             return
         click.echo(f"Model digest: {packed.digest}")
         note = "Nothing stored (--no-store)"
-        if not os.environ.get("SOURCE_DATE_EPOCH"):
+        if settings.source_date_epoch() is None:
             note += "; SOURCE_DATE_EPOCH is not set, so the manifest digest includes the current time"
         click.echo(note, err=True)
     elif not state.quiet:

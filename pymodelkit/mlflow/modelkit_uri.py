@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pymodelkit.errors import InvalidReferenceError
 from pymodelkit.oci.reference import Reference, parse_reference
 
-__all__ = ["SCHEME", "WHOLE_MODELKIT", "ModelKitURI", "join_artifact_path", "parse_modelkit_uri", "repository_part"]
+__all__ = ["SCHEME", "WHOLE_MODELKIT", "ModelKitURI", "join_artifact_path", "parse_modelkit_uri"]
 
 SCHEME = "modelkit"
 WHOLE_MODELKIT = "."
@@ -43,7 +43,6 @@ class ModelKitURI:
     registry: str
     reference: Reference | None
     path: str
-    segments: tuple[str, ...]  # the repository segments seen while the reference is still open
 
     def require_reference(self) -> Reference:
         """The reference; :class:`InvalidReferenceError` when the URI names no tag or digest."""
@@ -89,10 +88,10 @@ def parse_modelkit_uri(uri: str) -> ModelKitURI:
             repository = "/".join(segments[: index + 1])
             reference = _reference(uri, registry, repository)
             rest = segments[index + 1 :]
-            return ModelKitURI(uri, registry, reference, _clean_path(uri, rest), tuple(segments[:index]))
+            return ModelKitURI(uri, registry, reference, _clean_path(uri, rest))
     if segments:  # check what there is of the repository already, so a typo fails early
         _reference(uri, registry, "/".join(segments) + ":latest")
-    return ModelKitURI(uri, registry, None, "", tuple(segments))
+    return ModelKitURI(uri, registry, None, "")
 
 
 def join_artifact_path(base_uri: str, artifact_path: str | None) -> str:
@@ -100,11 +99,6 @@ def join_artifact_path(base_uri: str, artifact_path: str | None) -> str:
     if not artifact_path:
         return base_uri
     return base_uri.rstrip("/") + "/" + artifact_path.lstrip("/")
-
-
-def repository_part(reference: Reference) -> str:
-    """The ``modelkit://`` URI of a reference (no path), e.g. for messages."""
-    return f"{SCHEME}://{reference}"
 
 
 def _reference(uri: str, registry: str, repository: str) -> Reference:

@@ -14,7 +14,7 @@ because a block is only compressed once it is complete, always in one call.
 Threads: :meth:`BlockDeflater.write` copies the input into a block buffer (the caller's view is only valid until
 ``write`` returns) and hands each full block to a pool of ``workers`` threads (``zlib``, ISA-L and their ``crc32``
 release the GIL), then passes finished blocks to the sink in order, on the caller's thread. At most
-``2 * workers`` blocks are in flight, so memory stays at about ``(2 * workers + 1) * BLOCK_BYTES`` plus their output
+``workers + 1`` blocks are in flight, so memory stays at about ``(workers + 2) * BLOCK_BYTES`` plus their output
 whatever the stream size; ``write`` waits for the oldest block when that many are pending. With ``workers=1``, and
 for a stream of one block, blocks are compressed inline and no thread is started. Each worker also computes its
 block's CRC-32; the ordered side combines them (``crc32_combine``, in Python here: 32 carry-less steps a block).
@@ -156,7 +156,8 @@ class BlockDeflater:
                                        last)
         self._pending.append((future, block, length))
         self._drain(self._max_pending)
-        self._buffer = self._free.pop() if self._free else bytearray(self._block_bytes)
+        if not last:  # the next block's buffer (none after the last block)
+            self._buffer = self._free.pop() if self._free else bytearray(self._block_bytes)
         self._fill = 0
 
     def _drain(self, limit: int) -> None:

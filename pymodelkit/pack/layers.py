@@ -308,10 +308,11 @@ def _stream_file(job: LayerJob, pool: BufferPool, emit: Callable[[memoryview, by
 
 
 def _link_raw(job: LayerJob, store: LocalStore, on_progress: ProgressCallback | None) -> BuiltLayer | None:
-    """Hash the file, then hard-link it into the store: no byte written. None when it cannot be linked."""
+    """Hard-link the file into the store and hash it: no byte written. None (the file not read) when it cannot be
+    linked."""
     assert job.source is not None
-    digest = _hash_file(job, on_progress)
-    if not store.link_blob(job.source, digest):
+    digest = store.link_blob(job.source, lambda: _hash_file(job, on_progress))
+    if digest is None:
         return None
     if on_progress is not None:
         on_progress(ProgressEvent(job.layer.path, job.size, job.size, finished=True))

@@ -145,20 +145,23 @@ class RegistryClient:
         self._scheme_lock = threading.Lock()
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
 
-        def secure() -> httpx.BaseTransport:
-            verify = ssl_context(tls_verify=tls_verify, ca_bundle=ca_bundle, trust_env=trust_env)
-            return httpx.HTTPTransport(verify=verify, limits=limits)
+        def through(proxy: str | None) -> httpx.BaseTransport:
+            """http requests through a transport that never loads the CA bundle; https through a verifying one built
+            on the first https request (registry/tls.py). An https proxy is a TLS peer for every request: verified."""
 
-        base = transport if transport is not None else SchemeTransport(plain_transport(limits), secure)
+            def secure() -> httpx.BaseTransport:
+                verify = ssl_context(tls_verify=tls_verify, ca_bundle=ca_bundle, trust_env=trust_env)
+                return httpx.HTTPTransport(verify=verify, limits=limits, proxy=proxy)
+
+            if proxy is not None and proxy.lower().startswith("https://"):
+                return secure()
+            return SchemeTransport(plain_transport(limits, proxy), secure)
+
+        base = transport if transport is not None else through(None)
         mounts: dict[str, httpx.BaseTransport | None] = {}
         if trust_env and transport is None and not is_loopback(self.host):
             for pattern, proxy in _environment_proxies().items():
-                mounts[pattern] = (
-                    None if proxy is None
-                    else RetryTransport(httpx.HTTPTransport(
-                        verify=ssl_context(tls_verify=tls_verify, ca_bundle=ca_bundle, trust_env=trust_env),
-                        limits=limits, proxy=proxy), retry)
-                )
+                mounts[pattern] = None if proxy is None else RetryTransport(through(proxy), retry)
         self._client = httpx.Client(
             auth=_make_auth(registry, credentials),
             transport=RetryTransport(base, retry),

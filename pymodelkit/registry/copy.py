@@ -28,7 +28,7 @@ from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.gojson import Struct, go_json_bytes
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_INDEX
-from pymodelkit.oci.reference import Reference, parse_reference
+from pymodelkit.oci.reference import Reference, parse_single_reference
 from pymodelkit.ocilayout.endpoint import (
     BlobSource,
     CopyResult,
@@ -307,14 +307,9 @@ def parse_endpoint_location(text: str | Reference) -> Reference | LayoutLocation
     Raises:
         InvalidReferenceError: malformed, several tags, or a reference without a registry host.
     """
-    if isinstance(text, Reference):
-        ref = text
-    elif is_layout_location(text):
+    if not isinstance(text, Reference) and is_layout_location(text):
         return parse_layout_location(text)
-    else:
-        ref, extra = parse_reference(text.removeprefix("docker://"))
-        if extra:
-            raise InvalidReferenceError(f"reference cannot include multiple tags: {text!r}", reference=text)
+    ref = parse_single_reference(text if isinstance(text, Reference) else text.removeprefix("docker://"))
     if ref.is_local:
         raise InvalidReferenceError(
             f"registry is required when copying: {ref.display()} has no registry host (use push or save for "

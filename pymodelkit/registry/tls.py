@@ -83,7 +83,7 @@ class SchemeTransport(httpx.BaseTransport):
             return self._secure
 
 
-def plain_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
-    """An ``httpx.HTTPTransport`` for plain-HTTP requests only: its TLS context is httpx's unverified one (cheap: no CA
-    bundle loaded), which :class:`SchemeTransport` never lets it use."""
-    return httpx.HTTPTransport(verify=False, limits=limits)
+def plain_transport(limits: httpx.Limits, proxy: str | None = None) -> httpx.HTTPTransport:
+    """An ``httpx.HTTPTransport`` for plain-HTTP requests only (through ``proxy`` if given): its TLS context is httpx's
+    unverified one (cheap: no CA bundle loaded), which :class:`SchemeTransport` never lets it use for a request."""
+    return httpx.HTTPTransport(verify=False, limits=limits, proxy=proxy)

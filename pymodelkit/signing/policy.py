@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from pymodelkit import settings
 from pymodelkit.errors import ModelKitError, SignatureError
 from pymodelkit.oci.reference import Reference
+from pymodelkit.registry.credentials import DOCKER_HUB_HOSTS
 
 if TYPE_CHECKING:
     from pymodelkit.oci.digest import Digest
@@ -196,11 +197,6 @@ def _parse_policy(path: Path, text: str) -> Policy:
     return Policy(path=path, rules=rules)
 
 
-# Spellings of one registry host that reach the same registry: matched as one, so a policy cannot be sidestepped
-# by writing the host in capitals, with its default port, or by another Docker Hub name.
-_DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-
-
 def normalized_prefix(text: str) -> str:
     """``registry[/repository…]`` with the registry host as it is matched: lowercase (DNS names are
     case-insensitive), without a default ``:443``, and Docker Hub's names as ``docker.io``. The repository part is
@@ -211,7 +207,7 @@ def normalized_prefix(text: str) -> str:
     host = host.lower()
     if host.endswith(":443"):
         host = host[: -len(":443")]
-    if host in _DOCKER_HUB_HOSTS:
+    if host in DOCKER_HUB_HOSTS:  # another Docker Hub name reaches the same registry
         host = "docker.io"
     return host + sep + rest
 

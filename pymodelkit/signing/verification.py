@@ -233,7 +233,7 @@ def _check_bundles(
                 break
             if claims is None:
                 continue
-            subjects = [_with_algorithm(d) for d in claims.subject_digests]
+            subjects = list(claims.subject_digests)  # each already algorithm:hex
             findings.accept("bundle", key, claims.payload, str(referrer.digest), subjects,
                             claims.annotations_for(str(digest)))
             break
@@ -270,10 +270,6 @@ def _check_legacy(
             findings.accept("simplesigning", key, payload, sig.tag, [claims.manifest_digest],
                             claims.optional or {})
             break
-
-
-def _with_algorithm(value: str) -> str:
-    return value if ":" in value else f"sha256:{value}"
 
 
 def _parse(reference: str | Reference) -> Reference:

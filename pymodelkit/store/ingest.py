@@ -47,7 +47,7 @@ from pymodelkit._atomic import fsync_dir
 from pymodelkit.errors import DigestMismatchError, StoreError
 from pymodelkit.oci.digest import SHA256, Digest
 from pymodelkit.store.directio import DirectSink
-from pymodelkit.store.layout import DIR_MODE, blob_path
+from pymodelkit.store.layout import DIR_MODE, blob_path, ingest_dir
 
 try:
     import fcntl
@@ -77,7 +77,7 @@ class BlobWriter:
     def __init__(self, storage: Path, *, hashing: bool = True, size_hint: int | None = None) -> None:
         direct = size_hint is not None and size_hint >= DIRECT_MIN_BYTES and settings.direct_io()
         self._storage = storage
-        ingest = storage / "ingest"
+        ingest = ingest_dir(storage)
         ingest.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         self.path = ingest / f"{INGEST_PREFIX}{secrets.token_hex(8)}"
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -136,27 +136,28 @@ class LocalStore:
         self._ensure_layout()
         return BlobWriter(self.storage, hashing=hashing, size_hint=size_hint)
 
-    def link_blob(self, source: str | os.PathLike[str], digest: Digest) -> bool:
-        """Put the existing file ``source``, whose content hashes to ``digest``, in the store as that blob by a hard
-        link (no bytes copied): returns False, leaving the store as it was, when the file cannot be linked (another
-        filesystem, not allowed) so the caller copies it instead; True when linked or already present.
+    def link_blob(self, source: str | os.PathLike[str], digest_of: Callable[[], Digest]) -> Digest | None:
+        """Put the existing file ``source`` in the store by a hard link (no bytes copied), as the blob whose digest
+        ``digest_of()`` computes (it hashes the file). The link is made first, so a file that cannot be linked
+        (another filesystem, not allowed) is not read at all: then None, the store as it was, and the caller copies
+        the file instead. Returns the digest when linked or already present.
 
         The blob then shares the file's inode: its mode is the file's own (never changed here; kit reads blobs of
         any mode), and a later in-place edit of the file changes the blob too (``fsck`` reports such a blob).
         """
         self._ensure_layout()
-        if self.has_blob(digest):
-            return True
-        ingest = self.storage / "ingest"
-        ingest.mkdir(mode=layout.DIR_MODE, parents=True, exist_ok=True)
-        temp = ingest / f"{INGEST_PREFIX}link_{secrets.token_hex(8)}"
+        temp = layout.ingest_dir(self.storage) / f"{INGEST_PREFIX}link_{secrets.token_hex(8)}"
         try:
             os.link(source, temp)
         except OSError as exc:
             logger.debug("cannot hard-link %s into the store (%s): copying it", source, exc)
-            return False
-        target = self.blob_path(digest)
+            return None
         try:
+            digest = digest_of()
+            if self.has_blob(digest):
+                os.unlink(temp)
+                return digest
+            target = self.blob_path(digest)
             fd = os.open(temp, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -169,7 +170,7 @@ class LocalStore:
                 os.unlink(temp)
             raise
         fsync_dir(target.parent)
-        return True
+        return digest
 
     def write_blob(self, data: bytes, *, mode: int = 0o444) -> Digest:
         """Store a small blob (config, manifest) and return its digest; a blob already present is left alone."""
