@@ -278,8 +278,8 @@ class _ModelKitFiles:
     """Lays out what one parsed URI names from one ModelKit under ``staging`` and returns its path.
 
     ``staging/kit`` receives the layers (as ``unpack`` lays them out), ``staging/meta`` the Kitfile when it is
-    needed to choose layers. Every ``unpack`` of the same ModelKit must resolve to the same manifest digest (a tag
-    moved meanwhile fails the read rather than mixing two ModelKits).
+    needed to choose layers. Every ``unpack`` after the first reads the manifest digest the first resolved (a tag
+    moved meanwhile cannot mix two ModelKits).
     """
 
     def __init__(self, target: ModelKitURI, staging: Path) -> None:
@@ -287,7 +287,7 @@ class _ModelKitFiles:
         self.reference: Reference = target.require_reference()
         self.kit = staging / "kit"
         self.meta = staging / "meta"
-        self._digest: Digest | None = None
+        self._pinned: Reference | None = None  # the reference at the digest the first unpack resolved
         self._kitfile: Kitfile | None = None
 
     def select(self) -> Path:
@@ -331,22 +331,22 @@ class _ModelKitFiles:
 
     def kitfile(self) -> Kitfile:
         if self._kitfile is None:
-            result = unpack(self.reference, self.meta, filters=[UnpackFilter(frozenset({"kitfile"}))], overwrite=True,
-                            verify=_active_verifier())
-            self._check_digest(result.digest)
+            self._unpack_into(self.meta, [UnpackFilter(frozenset({"kitfile"}))])
             self._kitfile = read_kitfile(self.meta / KITFILE_NAME)
         return self._kitfile
 
     def _unpack(self, filters: Sequence[UnpackFilter]) -> None:
-        result = unpack(self.reference, self.kit, filters=filters, overwrite=True, verify=_active_verifier())
-        self._check_digest(result.digest)
+        self._unpack_into(self.kit, filters)
 
-    def _check_digest(self, digest: Digest) -> None:
-        if self._digest is None:
-            self._digest = digest
-        elif digest != self._digest:
-            raise ModelKitError(f"{self.reference} changed while it was read ({self._digest}, then {digest}): "
-                                "try again, or use a digest reference")
+    def _unpack_into(self, destination: Path, filters: Sequence[UnpackFilter]) -> None:
+        """The first unpack resolves the reference (and checks its signature under the policy); the later ones read
+        that very manifest by digest, so a tag moved meanwhile cannot mix two ModelKits and nothing is verified
+        twice."""
+        if self._pinned is not None:
+            unpack(self._pinned, destination, filters=filters, overwrite=True)
+            return
+        result = unpack(self.reference, destination, filters=filters, overwrite=True, verify=_active_verifier())
+        self._pinned = self.reference.with_digest(result.digest)
 
     def _filters_for(self, path: str) -> list[UnpackFilter]:
         """One filter per Kitfile entry whose path is ``path``, holds it, or lies inside it."""
