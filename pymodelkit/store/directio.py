@@ -16,6 +16,12 @@ buffer is a multiple of :data:`ALIGNMENT` at an aligned offset; :meth:`DirectSin
 the last buffer directly and the tail after clearing ``O_DIRECT`` (Linux lets ``fcntl(F_SETFL)`` toggle it on an
 open file).
 
+A sink may also be given an ``observe`` callable (the blob writer passes its SHA-256's ``update``): every full buffer
+goes to a second thread, which calls it on the buffer, in order, while the first writes the same buffer; a buffer is
+reused once both are done with it. :meth:`DirectSink.fill` lets a reader (``socket.recv_into``) put its bytes
+straight into the current staging buffer, so a download's bytes are copied once, by the kernel, and then only hashed
+and written (issue #6: the copy into the staging buffer, under the GIL, was the pull's largest cost after SHA-256).
+
 An error of the thread's write (``ENOSPC``, ``EIO``) is the very ``OSError`` ``os.write`` would have raised; it is
 raised by the next :meth:`~DirectSink.write` or :meth:`~DirectSink.finish`. Where ``O_DIRECT`` cannot be set (no
 such flag: macOS, Windows; a filesystem that refuses it) :meth:`DirectSink.open` returns ``None`` and the caller
@@ -55,6 +61,8 @@ BUFFER_COUNT = 4  # one being filled, one being written, two ready
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
 Writeback = Callable[[int, int], None]  # (offset, length) just written through the page cache
+Observer = Callable[[memoryview], None]  # given each buffer's bytes, in order (a hasher's update)
+ReadInto = Callable[[memoryview], int]  # fills (a prefix of) the view it is given; returns the count, 0 at the end
 
 
 def set_direct(fd: int, enable: bool) -> None:
@@ -82,16 +90,21 @@ class DirectSink:
         buffer_bytes: int = BUFFER_BYTES,
         buffers: int = BUFFER_COUNT,
         writeback: Writeback | None = None,
+        observe: Observer | None = None,
     ) -> None:
         if buffer_bytes <= 0 or buffer_bytes % ALIGNMENT or buffers < 1 or start % ALIGNMENT:
             raise ValueError(f"direct I/O needs {ALIGNMENT}-byte aligned buffers and start, and at least one buffer")
         self._fd = fd
         self._size = buffer_bytes
         self._writeback = writeback
+        self._observe = observe
         self._count = buffers
         self._maps: list[mmap.mmap] = []  # mapped as needed, up to ``buffers``: a disk that keeps up needs two
         self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._work: queue.SimpleQueue[tuple[int, int, int] | None] = queue.SimpleQueue()
+        self._seen: queue.SimpleQueue[tuple[int, int, int] | None] = queue.SimpleQueue()  # for the observer
+        self._users: list[int] = [0] * buffers  # threads still using each submitted buffer (1 or 2)
+        self._users_lock = threading.Lock()
         self._current: int | None = None  # index of the buffer being filled
         self._view: memoryview | None = None  # over that buffer
         self._fill = 0  # bytes in it
@@ -101,6 +114,7 @@ class DirectSink:
         self._error: BaseException | None = None  # the thread's first failure, raised to the caller
         self._dropping = False  # close(): the thread skips what is left
         self._thread: threading.Thread | None = None  # started with the first full buffer
+        self._observer: threading.Thread | None = None  # likewise, when there is ``observe``
         self._ended = False
 
     @classmethod
@@ -112,9 +126,11 @@ class DirectSink:
         buffer_bytes: int | None = None,
         buffers: int | None = None,
         writeback: Writeback | None = None,
+        observe: Observer | None = None,
     ) -> DirectSink | None:
         """A sink for ``fd``, with ``O_DIRECT`` set on it; ``None`` (flag left clear) when the flag cannot be set.
-        Buffers default to :data:`BUFFER_COUNT` of :data:`BUFFER_BYTES`."""
+        Buffers default to :data:`BUFFER_COUNT` of :data:`BUFFER_BYTES`. ``observe`` is given every byte, in order,
+        on a thread of its own (see the module docstring)."""
         try:
             set_direct(fd, True)
         except OSError as exc:
@@ -127,6 +143,7 @@ class DirectSink:
                 buffer_bytes=BUFFER_BYTES if buffer_bytes is None else buffer_bytes,
                 buffers=BUFFER_COUNT if buffers is None else buffers,
                 writeback=writeback,
+                observe=observe,
             )
         except BaseException:
             set_direct(fd, False)
@@ -157,6 +174,33 @@ class DirectSink:
                 self._submit()
                 self._raise_error()
 
+    def fill(self, readinto: ReadInto, limit: int) -> int:
+        """Call ``readinto`` once on the free part of the current staging buffer (at most ``limit`` bytes), so its bytes
+        land there without a copy; returns the count it returned (0: the end of its stream). Those bytes are taken as
+        :meth:`write` takes them. What ``readinto`` raises is raised, with nothing taken. A background write's failure
+        is not raised here: :meth:`check` raises it (so that the caller can tell the two apart)."""
+        if self._ended:
+            raise ValueError("direct sink is finished or closed")
+        if limit <= 0:
+            return 0
+        if self._view is None:
+            self._current = self._take_buffer()
+            self._view = memoryview(self._maps[self._current])
+            self._fill = 0
+        room = min(self._size - self._fill, limit)
+        with self._view[self._fill : self._fill + room] as target:
+            count = readinto(target)
+        if count < 0 or count > room:
+            raise ValueError(f"readinto returned {count} for a buffer of {room} bytes")
+        self._fill += count
+        if self._fill == self._size:
+            self._submit()
+        return count
+
+    def check(self) -> None:
+        """Raise the OSError an earlier background write failed with, if one did."""
+        self._raise_error()
+
     def finish(self) -> None:
         """Write what is buffered (the tail with ``O_DIRECT`` cleared), wait for the thread, free the buffers, and
         leave ``O_DIRECT`` clear. Raises the OSError a write failed with (the sink is then closed)."""
@@ -177,8 +221,8 @@ class DirectSink:
         self._release()
 
     def close(self) -> None:
-        """Drop the sink: buffered and pending bytes are not written. Waits for the thread. Idempotent; never raises
-        what a write failed with."""
+        """Drop the sink: buffered and pending bytes are not written (nor observed). Waits for its threads.
+        Idempotent; never raises what a write failed with."""
         if self._thread is not None:
             self._dropping = True
             self._stop()
@@ -199,16 +243,40 @@ class DirectSink:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="pymodelkit-directio", daemon=True)
             self._thread.start()
+            if self._observe is not None:
+                self._observer = threading.Thread(target=self._run_observer, name="pymodelkit-hash", daemon=True)
+                self._observer.start()
         self._view.release()
-        self._work.put((self._current, self._fill, self._offset))
+        item = (self._current, self._fill, self._offset)
+        if self._observe is not None:
+            self._users[self._current] = 2
+            self._seen.put(item)
+        self._work.put(item)
         self._offset += self._fill
         self._current, self._view, self._fill = None, None, 0
 
     def _stop(self) -> None:
+        if self._observer is not None:
+            self._seen.put(None)
+            self._observer.join()
+            self._observer = None
         if self._thread is not None:
             self._work.put(None)
             self._thread.join()
             self._thread = None
+
+    def _done_with(self, index: int) -> None:
+        """One thread is done with buffer ``index``: it is free once no thread uses it."""
+        if self._observe is not None:
+            with self._users_lock:
+                self._users[index] -= 1
+                if self._users[index] > 0:
+                    return
+        self._free.put(index)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = _detached(exc)
 
     def _release(self) -> None:
         self._ended = True
@@ -234,9 +302,22 @@ class DirectSink:
                     with memoryview(self._maps[index]) as view:
                         self._write_buffer(view[:length], offset)
             except BaseException as exc:  # raised to the caller by its next write or finish
-                self._error = _detached(exc)
+                self._fail(exc)
             finally:
-                self._free.put(index)
+                self._done_with(index)
+
+    def _run_observer(self) -> None:
+        assert self._observe is not None
+        while (item := self._seen.get()) is not None:
+            index, length, _ = item
+            try:
+                if self._error is None and not self._dropping:
+                    with memoryview(self._maps[index]) as view, view[:length] as part:
+                        self._observe(part)
+            except BaseException as exc:  # raised to the caller by its next write or finish
+                self._fail(exc)
+            finally:
+                self._done_with(index)
 
     def _write_buffer(self, view: memoryview, offset: int) -> None:
         """Write ``view`` at ``offset``: its aligned part directly (while direct), the rest through the page cache."""

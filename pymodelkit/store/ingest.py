@@ -26,7 +26,11 @@ and 925; ``hashlib.sha256`` alone 993-1081) and 0.9-2.2 -> 0.24-0.39 s of system
 464-614 MB/s (``curl -o`` 489-1071) and 0.5-2.0 -> 0.25-0.36 s of system CPU.
 
 A writer made with ``hashing=False`` does not hash: its caller hashes the same bytes (on another thread, overlapping
-the write) and gives the digest to ``commit`` as ``expected_digest``, which is then taken as the digest.
+the write) and gives the digest to ``commit`` as ``expected_digest``, which is then taken as the digest. A direct-I/O
+writer that hashes does so on a thread of its sink's (``DirectSink(observe=...)``), over the staging buffers, while
+they are written: ``hash_when_direct=True`` asks for that even of a ``hashing=False`` writer, whose caller then
+hashes only when :attr:`BlobWriter.hashing` is false. :meth:`BlobWriter.write_from` lets a reader (a socket's
+``recv_into``) fill the staging buffers directly: a pull's bytes are then copied once, by the kernel.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from pymodelkit import settings
 from pymodelkit._atomic import fsync_dir
 from pymodelkit.errors import DigestMismatchError, StoreError
 from pymodelkit.oci.digest import SHA256, Digest
-from pymodelkit.store.directio import DirectSink
+from pymodelkit.store.directio import DirectSink, ReadInto
 from pymodelkit.store.layout import DIR_MODE, blob_path, ingest_dir
 
 try:
@@ -62,6 +66,7 @@ INGEST_PREFIX = "pymodelkit_"
 WRITEBACK_BYTES = 32 << 20  # start writeback of each 32 MiB written
 DIRECT_MIN_BYTES = 32 << 20  # a blob expected to be this large is written with O_DIRECT (below, the cache costs little)
 _SYNC_FILE_RANGE_WRITE = 2
+_SCRATCH_BYTES = 1 << 20  # write_from's reads without a direct sink
 
 
 class BlobWriter:
@@ -71,10 +76,13 @@ class BlobWriter:
 
     ``size_hint``: the size the blob is expected to have. At :data:`DIRECT_MIN_BYTES` or more the bytes bypass the
     page cache (see the module docstring) unless ``PYMODELKIT_DIRECT_IO`` is off; it is only a hint (``commit`` checks
-    the size it is given).
+    the size it is given). ``hash_when_direct``: hash even with ``hashing=False`` when the bytes bypass the page cache
+    (then off the caller's thread); :attr:`hashing` tells.
     """
 
-    def __init__(self, storage: Path, *, hashing: bool = True, size_hint: int | None = None) -> None:
+    def __init__(
+        self, storage: Path, *, hashing: bool = True, size_hint: int | None = None, hash_when_direct: bool = False
+    ) -> None:
         direct = size_hint is not None and size_hint >= DIRECT_MIN_BYTES and settings.direct_io()
         self._storage = storage
         ingest = ingest_dir(storage)
@@ -84,13 +92,21 @@ class BlobWriter:
         if fcntl is not None:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._sink: DirectSink | None = None
+        self._hasher = hashlib.sha256() if hashing or (direct and hash_when_direct) else None
         if direct:
             try:
-                self._sink = DirectSink.open(self._fd, writeback=functools.partial(start_writeback, self._fd))
+                self._sink = DirectSink.open(
+                    self._fd,
+                    writeback=functools.partial(start_writeback, self._fd),
+                    observe=None if self._hasher is None else self._hasher.update,
+                )
             except BaseException:
                 self._discard()
                 raise
-        self._hasher = hashlib.sha256() if hashing else None
+            if self._sink is None and not hashing:
+                self._hasher = None  # no direct I/O after all: the caller hashes
+        self._hash_inline = self._hasher is not None and self._sink is None  # else the sink's thread hashes
+        self._scratch: bytearray | None = None  # write_from's buffer without a sink
         self._size = 0
         self._flushed = 0  # bytes whose writeback has been started
         self._done = False
@@ -101,6 +117,11 @@ class BlobWriter:
     def size(self) -> int:
         """Bytes written so far (every byte :meth:`write` took, also those still in a direct-I/O buffer)."""
         return self._size
+
+    @property
+    def hashing(self) -> bool:
+        """Whether the writer hashes what it is given (else ``commit`` takes the caller's ``expected_digest``)."""
+        return self._hasher is not None
 
     @property
     def direct_io(self) -> bool:
@@ -114,7 +135,8 @@ class BlobWriter:
         if self._verified is not None:
             raise StoreError("blob writer is verified: no more bytes can be written")
         view = memoryview(data).cast("B")
-        if self._hasher is not None:
+        if self._hash_inline:
+            assert self._hasher is not None
             self._hasher.update(view)
         try:
             if self._sink is not None:
@@ -130,6 +152,35 @@ class BlobWriter:
         if self._size - self._flushed >= WRITEBACK_BYTES:
             start_writeback(fd, self._flushed, self._size - self._flushed)
             self._flushed = self._size
+
+    def write_from(self, readinto: ReadInto, limit: int) -> int:
+        """Append up to ``limit`` bytes that ``readinto`` (a ``socket.recv_into``: it fills a prefix of the view it is
+        given and returns the count, 0 at the end of its stream) reads, calling it until ``limit`` or the end. With
+        direct I/O they are read straight into the staging buffers. Returns the bytes taken (less than ``limit``: the
+        stream ended). What ``readinto`` raises is raised; the bytes taken before it stay written (:attr:`size`).
+        Raises as :meth:`write`."""
+        self._require_open()
+        if self._verified is not None:
+            raise StoreError("blob writer is verified: no more bytes can be written")
+        taken = 0
+        while taken < limit:
+            if self._sink is not None:
+                try:
+                    self._sink.check()  # what a background write failed with
+                except OSError as exc:
+                    raise _naming(exc, self.path) from None
+                count = self._sink.fill(readinto, limit - taken)
+                self._size += count
+            else:
+                if self._scratch is None:
+                    self._scratch = bytearray(_SCRATCH_BYTES)
+                with memoryview(self._scratch) as scratch, scratch[: min(limit - taken, len(scratch))] as target:
+                    count = readinto(target)
+                    self.write(target[:count])
+            if count == 0:
+                break
+            taken += count
+        return taken
 
     def verify(self, *, expected_digest: Digest | None = None, expected_size: int | None = None) -> Digest:
         """Make the bytes durable (fsync) and check their size and digest, without putting the blob in the store:

@@ -127,14 +127,17 @@ class LocalStore:
             )
         return data
 
-    def ingest(self, *, hashing: bool = True, size_hint: int | None = None) -> BlobWriter:
+    def ingest(
+        self, *, hashing: bool = True, size_hint: int | None = None, hash_when_direct: bool = False
+    ) -> BlobWriter:
         """Start writing a blob; use the writer as a context manager and call ``commit`` inside it.
 
         ``hashing=False``: the caller hashes the bytes itself and passes the digest to ``commit``. ``size_hint``: the
-        expected size; a large blob is written bypassing the page cache (:class:`BlobWriter`).
+        expected size; a large blob is written bypassing the page cache (:class:`BlobWriter`), and then hashed by the
+        writer off the caller's thread also with ``hashing=False`` when ``hash_when_direct`` (``writer.hashing``).
         """
         self._ensure_layout()
-        return BlobWriter(self.storage, hashing=hashing, size_hint=size_hint)
+        return BlobWriter(self.storage, hashing=hashing, size_hint=size_hint, hash_when_direct=hash_when_direct)
 
     def link_blob(self, source: str | os.PathLike[str], digest_of: Callable[[], Digest]) -> Digest | None:
         """Put the existing file ``source`` in the store by a hard link (no bytes copied), as the blob whose digest
