@@ -33,6 +33,7 @@ matter).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import mmap
@@ -217,6 +218,10 @@ class DirectSink:
                 set_direct(self._fd, False)
         except BaseException:
             self.close()
+            if self._direct:  # the fd is the caller's: leave it as it was before the sink
+                self._direct = False
+                with contextlib.suppress(OSError):
+                    set_direct(self._fd, False)
             raise
         self._release()
 

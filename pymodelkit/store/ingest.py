@@ -176,6 +176,8 @@ class BlobWriter:
                     self._scratch = bytearray(_SCRATCH_BYTES)
                 with memoryview(self._scratch) as scratch, scratch[: min(limit - taken, len(scratch))] as target:
                     count = readinto(target)
+                    if count < 0 or count > len(target):
+                        raise ValueError(f"readinto returned {count} for a buffer of {len(target)} bytes")
                     self.write(target[:count])
             if count == 0:
                 break
