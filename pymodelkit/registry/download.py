@@ -203,7 +203,8 @@ def _fetch_into(
         if declared is not None and start + declared > descriptor.size:
             raise _too_long(client, repository, descriptor, start + declared)
         if held.hasher is None and writer.direct_io and _read_into_writer(response, declared, writer, on_bytes):
-            return _check_complete(held.writer, descriptor, response)
+            _check_complete(writer, descriptor, response)
+            return
         pieces = _body(response, declared)
         hashing = _HashStage(held.hasher) if held.hasher is not None else None
         try:
