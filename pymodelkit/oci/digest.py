@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymodelkit.errors import InvalidReferenceError
@@ -66,17 +67,19 @@ def is_digest(text: str) -> bool:
     return True
 
 
-def compute_file_digest(path: str | os.PathLike[str]) -> tuple[Digest, int]:
-    """Hash a file with sha256 in one streaming pass. Returns the digest and the number of bytes read."""
+def compute_file_digest(
+    path: str | os.PathLike[str], *, on_bytes: Callable[[int], None] | None = None
+) -> tuple[Digest, int]:
+    """Hash a file with sha256 in one streaming pass (4 MiB reads into one reused buffer). Returns the digest and the
+    number of bytes read; ``on_bytes(n)`` is told the bytes hashed so far after each read."""
     hasher = hashlib.sha256()
     buffer = bytearray(_READ_BYTES)
     view = memoryview(buffer)
     size = 0
     with open(path, "rb", buffering=0) as handle:
-        while True:
-            count = handle.readinto(buffer)
-            if not count:
-                break
+        while count := handle.readinto(buffer):
             hasher.update(view[:count])
             size += count
+            if on_bytes is not None:
+                on_bytes(size)
     return Digest(SHA256, hasher.hexdigest()), size

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from pymodelkit.errors import PackError
 from pymodelkit.oci.descriptor import Descriptor
-from pymodelkit.oci.digest import SHA256, Digest
+from pymodelkit.oci.digest import SHA256, Digest, compute_file_digest
 from pymodelkit.oci.gojson import Struct, go_json_bytes
 from pymodelkit.oci.mediatypes import (
     ANNOTATION_FILE_METADATA,
@@ -322,19 +322,11 @@ def _link_raw(job: LayerJob, store: LocalStore, on_progress: ProgressCallback | 
 
 def _hash_file(job: LayerJob, on_progress: ProgressCallback | None) -> Digest:
     assert job.source is not None
-    hasher = hashlib.sha256()
-    buffer = bytearray(BUFFER_BYTES)
-    view = memoryview(buffer)
-    done = 0
-    with open(job.source, "rb", buffering=0) as source:
-        while count := source.readinto(buffer):
-            hasher.update(view[:count])
-            done += count
-            if on_progress is not None:
-                on_progress(ProgressEvent(job.layer.path, done, job.size))
+    report = None if on_progress is None else lambda done: on_progress(ProgressEvent(job.layer.path, done, job.size))
+    digest, done = compute_file_digest(job.source, on_bytes=report)
     if done != job.size or os.stat(job.source).st_size != job.size:
         raise PackError(f"file {job.layer.path} changed size while it was being packed", path=job.layer.path)
-    return Digest(SHA256, hasher.hexdigest())
+    return digest
 
 
 def _inputs(context: Path, layer: PlannedLayer, compression: str, fmt: str) -> dict[str, str]:

@@ -179,15 +179,11 @@ def pack(
         # the layer's size tells the blob writer whether to write around the page cache (store/directio.py)
         return lambda: [] if no_store else [StoreTarget(store, size_hint=job.size)]
 
+    def produce(job: LayerJob) -> BuiltLayer:
+        return build_layer(job, targets_for(job), on_progress, link_store=store if link and not no_store else None)
+
     def build(job: LayerJob) -> BuiltLayer:
-        if cache is not None:
-            hit = lookup_cached(cache, job, present, on_progress, stored=not no_store)
-            if hit is not None:
-                return hit
-        built = build_layer(job, targets_for(job), on_progress, link_store=store if link and not no_store else None)
-        if cache is not None:
-            cache.record(job.cache_key, cached_entry(job, built), job.newest_ns, job.stat_ns)
-        return built
+        return cached_or_built(cache, job, present, produce, on_progress, stored=not no_store)
 
     built = build_layers(inputs.jobs, build)
     filled, config_bytes, manifest, manifest_bytes = assemble(inputs, built, annotations)
@@ -281,6 +277,27 @@ def lookup_cached(
         logger.info("%s layer: %s (unchanged since the last pack, from the digest cache)", kind.capitalize(),
                     hit.digest)
     return BuiltLayer(layer_descriptor(job, hit.digest, hit.size, hit.media_type), hit.diff_id, reused=True)
+
+
+def cached_or_built(
+    cache: DigestCache | None,
+    job: LayerJob,
+    present: Callable[[Digest, int], bool],
+    produce: Callable[[LayerJob], BuiltLayer],
+    on_progress: ProgressCallback | None,
+    *,
+    stored: bool = True,
+) -> BuiltLayer:
+    """The layer from the digest cache (``reused``; as :func:`lookup_cached`), else ``produce(job)``, then recorded
+    in the cache. With no cache, just ``produce(job)``."""
+    if cache is None:
+        return produce(job)
+    hit = lookup_cached(cache, job, present, on_progress, stored=stored)
+    if hit is not None:
+        return hit
+    built = produce(job)
+    cache.record(job.cache_key, cached_entry(job, built), job.newest_ns, job.stat_ns)
+    return built
 
 
 def build_layers(

@@ -29,8 +29,8 @@ from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
 from pymodelkit.oci.reference import parse_reference
 from pymodelkit.pack.digestcache import DigestCache
-from pymodelkit.pack.layers import BuiltLayer, LayerJob, build_layer, cached_entry
-from pymodelkit.pack.pipeline import PackResult, assemble, build_layers, gather_inputs, lookup_cached, pack
+from pymodelkit.pack.layers import BuiltLayer, LayerJob, build_layer
+from pymodelkit.pack.pipeline import PackResult, assemble, build_layers, cached_or_built, gather_inputs, pack
 from pymodelkit.progress import ProgressCallback
 from pymodelkit.registry.client import RegistryClient
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -39,6 +39,7 @@ from pymodelkit.registry.upload import (
     UploadSession,
     cancel_upload,
     finish_bytes_upload,
+    push_bytes,
     send_bytes_chunk,
     start_upload,
 )
@@ -207,27 +208,25 @@ def _stream_push(
                         ca_bundle=ca_bundle, retry=retry) as client:
 
         def present(digest: Digest, size: int) -> bool:
-            return client.head_blob(repository, digest) in (size, -1)
+            return client.has_blob(repository, digest, size)
 
-        def build(job: LayerJob) -> BuiltLayer:
-            if cache is not None:
-                hit = lookup_cached(cache, job, present, on_progress)
-                if hit is not None:
-                    skipped.append(hit.descriptor.digest)
-                    return hit
+        def produce(job: LayerJob) -> BuiltLayer:
             built = _upload_layer(client, repository, job, chunk_bytes, on_progress, retry)
             uploaded[built.descriptor.digest] = built.descriptor.size
-            if cache is not None:
-                cache.record(job.cache_key, cached_entry(job, built), job.newest_ns, job.stat_ns)
+            return built
+
+        def build(job: LayerJob) -> BuiltLayer:
+            built = cached_or_built(cache, job, present, produce, on_progress)
+            if built.reused:  # from the digest cache, and the registry has it
+                skipped.append(built.descriptor.digest)
             return built
 
         built = build_layers(inputs.jobs, build)
         filled, config_bytes, manifest, manifest_bytes = assemble(inputs, built, annotations)
         config = manifest.config
-        if present(config.digest, config.size):
+        if push_bytes(client, repository, config_bytes) == "present":
             skipped.append(config.digest)
         else:
-            finish_bytes_upload(client, start_upload(client, repository), config.digest, config_bytes)
             uploaded[config.digest] = config.size
         digest = client.put_manifest(repository, reference.tag, manifest_bytes, MEDIA_TYPE_MANIFEST)
     if cache is not None:

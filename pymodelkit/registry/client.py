@@ -22,7 +22,7 @@ import threading
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
 
 __all__ = [
+    "BLOB_GET_HEADERS",
     "MANIFEST_ACCEPT",
     "SCOPES_EXTENSION",
     "USER_AGENT",
@@ -61,6 +62,9 @@ MEDIA_TYPE_DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.
 MANIFEST_ACCEPT = ", ".join(
     (MEDIA_TYPE_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST)
 )
+# Every blob GET sends these. Blobs are compressed or not by their media type, never by HTTP: the body must be the
+# blob's bytes as stored, so a proxy that would gzip it cannot break the size and digest checks.
+BLOB_GET_HEADERS: Mapping[str, str] = MappingProxyType({"Accept-Encoding": "identity"})
 MAX_REDIRECTS = 10
 PROBE_TIMEOUT_S = 10.0
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -325,7 +329,8 @@ class RegistryClient:
         return digest
 
     def head_blob(self, repository: str, digest: Digest) -> int | None:
-        """HEAD a blob (following redirects): its size when the repository has it, ``None`` when it does not."""
+        """HEAD a blob (following redirects): its size when the repository has it, ``None`` when it does not, ``-1``
+        when it has it but the answer carries no ``Content-Length``."""
         response = self.send_following("HEAD", self.url(f"{repository}/blobs/{digest}"),
                                        scopes=(pull_scope(repository),))
         response.close()
@@ -335,16 +340,24 @@ class RegistryClient:
         length = response.headers.get("content-length")
         return int(length) if length is not None and length.isdigit() else -1
 
+    def has_blob(self, repository: str, digest: Digest, size: int) -> bool:
+        """Tell whether the repository has the blob with ``size`` bytes (HEAD, as :meth:`head_blob`).
+
+        A 200 without a ``Content-Length`` (:meth:`head_blob`'s ``-1``: the size is not said) counts as having it: the
+        digest names the bytes. A 200 with another size counts as not having it.
+        """
+        return self.head_blob(repository, digest) in (size, -1)
+
     def open_blob(self, repository: str, digest: Digest, *, offset: int = 0) -> httpx.Response:
         """GET a blob as a stream (``Range: bytes=<offset>-`` when ``offset`` > 0), following redirects.
 
         Not retried here: ``download.py`` resumes. The caller closes the response; a 200 to a ranged request means
-        the registry sends the whole blob again. ``Accept-Encoding: identity``: the body is the blob's bytes.
+        the registry sends the whole blob again. Sends :data:`BLOB_GET_HEADERS`: the body is the blob's bytes.
 
         Raises:
             RegistryError: no answer, not found (naming the digest), or another error status.
         """
-        headers = {"Accept-Encoding": "identity"}  # blobs are compressed or not by their media type, never by HTTP
+        headers = dict(BLOB_GET_HEADERS)
         if offset:
             headers["Range"] = f"bytes={offset}-"
         response = self.send_following("GET", self.url(f"{repository}/blobs/{digest}"),

@@ -43,7 +43,7 @@ from pymodelkit.ocilayout.endpoint import (
 from pymodelkit.ocilayout.layout import LayoutLocation, is_layout_location, parse_layout_location
 from pymodelkit.ocilayout.local import LayoutSink, open_layout_sink, open_layout_source, select_root
 from pymodelkit.progress import ProgressCallback
-from pymodelkit.registry.client import RegistryClient, pull_scope
+from pymodelkit.registry.client import BLOB_GET_HEADERS, RegistryClient, pull_scope
 from pymodelkit.registry.responses import check_response, redact_url, transport_failure
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from pymodelkit.registry.transfer import DEFAULT_CHUNK_BYTES, DEFAULT_CONCURRENCY
@@ -135,7 +135,9 @@ class RegistryEndpoint:
     def _stream(self, descriptor: Descriptor, offset: int, end: int) -> Generator[bytes, None, None]:
         if offset >= end:  # never ask for a range at or past the end (v2.8 answers a broken 416)
             return
-        headers = None if offset == 0 and end == descriptor.size else {"Range": f"bytes={offset}-{end - 1}"}
+        headers = dict(BLOB_GET_HEADERS)
+        if offset != 0 or end != descriptor.size:
+            headers["Range"] = f"bytes={offset}-{end - 1}"
         digest = descriptor.digest
         url = self.client.url(f"{self.repository}/blobs/{digest}")
         response = self.client.send_following("GET", url, scopes=(pull_scope(self.repository),), headers=headers,
@@ -180,7 +182,7 @@ class RegistryEndpoint:
 
     def has_blob(self, descriptor: Descriptor) -> bool:
         """HEAD the blob: present with the descriptor's size (or a size the registry does not say)."""
-        return self.client.head_blob(self.repository, descriptor.digest) in (descriptor.size, -1)
+        return self.client.has_blob(self.repository, descriptor.digest, descriptor.size)
 
     def write_blob(self, descriptor: Descriptor, source: BlobSource, on_bytes: Callable[[int], None]) -> BlobAction:
         """Mount the blob from the source repository when it is on this registry, else stream it into an upload

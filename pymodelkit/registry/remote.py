@@ -37,7 +37,7 @@ from pymodelkit.oci.manifest import Manifest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
 from pymodelkit.oci.reference import Reference, parse_reference, parse_single_reference
 from pymodelkit.progress import ProgressCallback, ProgressEvent
-from pymodelkit.registry.client import FetchedManifest, RegistryClient, pull_scope
+from pymodelkit.registry.client import BLOB_GET_HEADERS, FetchedManifest, RegistryClient, pull_scope
 from pymodelkit.registry.download import download_blob
 from pymodelkit.registry.responses import check_response, transport_failure
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -397,7 +397,7 @@ def fetch_small_blob(
     if blob.size > max_bytes:
         raise ModelKitError(f"{subject} is {blob.size} bytes: refusing {kind} over {max_bytes} bytes")
     response = client.send_following("GET", client.url(f"{repository}/blobs/{blob.digest}"),
-                                     scopes=(pull_scope(repository),), stream=True)
+                                     scopes=(pull_scope(repository),), headers=BLOB_GET_HEADERS, stream=True)
     try:
         check_response(response, 200, subject=subject)
         body = bytearray()

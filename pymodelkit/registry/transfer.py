@@ -212,11 +212,11 @@ def plan_push(
     """
     blobs = list({d.digest: d for d in [manifest.config, *(manifest.layers or ())]}.values())
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(blobs)))) as pool:
-        remote_sizes = list(pool.map(lambda d: client.head_blob(destination.repository, d.digest), blobs))
+        present = list(pool.map(lambda d: client.has_blob(destination.repository, d.digest, d.size), blobs))
     known = _local_repositories_by_blob(store, source, destination)
     steps: list[BlobStep] = []
-    for blob, remote_size in zip(blobs, remote_sizes, strict=True):
-        if remote_size is not None and remote_size in (blob.size, -1):
+    for blob, has in zip(blobs, present, strict=True):
+        if has:
             steps.append(BlobStep(blob, "skip"))
         elif known.get(blob.digest):
             steps.append(BlobStep(blob, "mount", known[blob.digest][0]))

@@ -4,7 +4,9 @@ chunks, and its ``:443`` Location fix-up (``kitops-modelkit.md`` §5.2, trap 20)
 
 Each function is one HTTP exchange, checked with ``check_response``, returning a new :class:`UploadSession`; none
 retries. Every upload request is marked ``pymodelkit.no_retry``: the loop that feeds chunks, resumes after a fault
-and reports progress lives in ``registry/transfer.py``. Auth is the client's; bodies stream from the file.
+and reports progress lives in ``registry/transfer.py``. Auth is the client's; bodies stream from the file. Two
+exceptions: :func:`run_upload` (that loop, for one blob) and :func:`push_bytes` (a small blob from memory: HEAD,
+POST, and a PUT retried alone).
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def run_upload(
                 check_present = session is None
             if session is None and check_present:
                 check_present = False
-                if client.head_blob(repository, digest) in (size, -1):
+                if client.has_blob(repository, digest, size):
                     return "present"
             if session is None and mount_from is not None:
                 source, mount_from = mount_from, None
@@ -351,23 +353,37 @@ def finish_upload(
 ) -> None:
     """PUT ``<location>?digest=<digest>`` to close the session: empty, or carrying the final chunk with its
     ``Content-Range``. Raises RegistryError (e.g. 400 DIGEST_INVALID when the stored bytes do not match)."""
-    headers = {"Content-Length": "0"}
     if body is not None and len(body):
-        headers = {
-            "Content-Type": OCTET_STREAM,
-            "Content-Range": f"{body.offset}-{body.offset + len(body) - 1}",
-            "Content-Length": str(len(body)),
-        }
-    response = _send(client, "PUT", _with_digest(session.location, digest), (push_scope(session.repository),),
-                     content=body if body is not None and len(body) else None, headers=headers)
-    check_response(response, 201, subject=f"blob {digest} in {client.registry}/{session.repository}")
+        _put_digest(client, session, digest, body, start=body.offset)
+    else:
+        _put_digest(client, session, digest, None)
 
 
 def put_blob(client: RegistryClient, session: UploadSession, digest: Digest, body: FileSpan) -> None:
     """Monolithic upload: PUT the whole blob to a fresh session with ``?digest=``. Raises RegistryError."""
+    _put_digest(client, session, digest, body)
+
+
+def _put_digest(
+    client: RegistryClient,
+    session: UploadSession,
+    digest: Digest,
+    body: FileSpan | BufferSpan | bytes | None,
+    *,
+    start: int | None = None,
+    retry: bool = False,
+) -> None:
+    """PUT ``<location>?digest=`` with ``body`` (the whole blob, or from ``start`` with its ``Content-Range``) or
+    with none, expecting 201. ``retry``: the request may be retried alone (a body in memory only)."""
+    headers = {"Content-Length": "0"}
+    if body is not None:
+        headers = {"Content-Type": OCTET_STREAM, "Content-Length": str(len(body))}
+        if start is not None:
+            headers["Content-Range"] = f"{start}-{start + len(body) - 1}"
     response = _send(client, "PUT", _with_digest(session.location, digest), (push_scope(session.repository),),
-                     content=body, headers={"Content-Type": OCTET_STREAM, "Content-Length": str(len(body))})
+                     content=body, headers=headers, retry=retry)
     check_response(response, 201, subject=f"blob {digest} in {client.registry}/{session.repository}")
+    response.close()
 
 
 def cancel_upload(client: RegistryClient, session: UploadSession) -> None:
@@ -388,7 +404,7 @@ def _send(
     scopes: tuple[str, ...],
     *,
     headers: dict[str, str],
-    content: FileSpan | BufferSpan | None = None,
+    content: FileSpan | BufferSpan | bytes | None = None,
     retry: bool = False,
 ) -> httpx.Response:
     return client.send(method, url, scopes=scopes, headers=headers, content=content, retry=retry)
@@ -461,12 +477,24 @@ def finish_bytes_upload(
 ) -> None:
     """PUT ``<location>?digest=`` with the last bytes of the blob (possibly none); on a fresh session (offset 0)
     this is a monolithic upload of ``data``. Raises RegistryError (400 DIGEST_INVALID on a digest mismatch)."""
-    headers = {"Content-Type": OCTET_STREAM, "Content-Length": str(len(data))}
-    if data and session.offset:
-        headers["Content-Range"] = f"{session.offset}-{session.offset + len(data) - 1}"
-    response = client.send("PUT", _with_digest(session.location, digest), scopes=(push_scope(session.repository),),
-                           content=BufferSpan(data), retry=False, headers=headers)
-    check_response(response, 201, subject=f"blob {digest} in {client.registry}/{session.repository}")
+    _put_digest(client, session, digest, BufferSpan(data), start=session.offset if data and session.offset else None)
 
 
-__all__ += ["BufferSpan", "finish_bytes_upload", "send_bytes_chunk"]
+def push_bytes(client: RegistryClient, repository: str, data: bytes) -> UploadOutcome:
+    """Upload a small blob held in memory (a config, a signature payload or bundle) in one PUT, unless the
+    repository has it already: ``present`` then (HEAD, :meth:`RegistryClient.has_blob`), else ``uploaded``.
+
+    The POST is sent once; the PUT, its body in memory, is retried alone on a dropped connection or 408/429/5xx
+    (``registry/retry.py``), as the signing modules have always pushed their blobs.
+
+    Raises:
+        RegistryError, AuthError: the registry refused (e.g. 400 DIGEST_INVALID) or could not be reached.
+    """
+    digest = Digest.from_bytes(data)
+    if client.has_blob(repository, digest, len(data)):
+        return "present"
+    _put_digest(client, start_upload(client, repository), digest, data, retry=True)
+    return "uploaded"
+
+
+__all__ += ["BufferSpan", "finish_bytes_upload", "push_bytes", "send_bytes_chunk"]

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from pymodelkit.errors import DigestMismatchError, ModelKitError, RegistryNotFoundError, SignatureError
 from pymodelkit.oci.descriptor import Descriptor
@@ -28,10 +27,9 @@ from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.gojson import Struct, as_struct, go_json_bytes
 from pymodelkit.oci.manifest import Manifest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
-from pymodelkit.registry.client import RegistryClient, push_scope
+from pymodelkit.registry.client import RegistryClient
 from pymodelkit.registry.remote import fetch_small_blob
-from pymodelkit.registry.responses import check_response
-from pymodelkit.registry.upload import start_upload
+from pymodelkit.registry.upload import push_bytes
 
 if TYPE_CHECKING:
     from pymodelkit.signing.keys import VerificationKey
@@ -63,7 +61,6 @@ CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, what cosign leaves in the config by default
 MAX_SIGNATURE_LAYERS = 1000  # cosign's limit of signatures in one .sig manifest
 MAX_SIGNATURE_BLOB_BYTES = 4 << 20  # payloads, configs and bundles are a few hundred bytes to a few KiB
-OCTET_STREAM = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,22 +227,14 @@ def append_signature(
 
 
 def push_blob_bytes(client: RegistryClient, repository: str, data: bytes) -> Digest:
-    """Upload a small blob in one PUT unless the repository has it already; returns its digest.
+    """Upload a small blob in one PUT unless the repository has it already
+    (:func:`pymodelkit.registry.upload.push_bytes`); returns its digest.
 
     Raises:
         RegistryError, AuthError: the registry refused (e.g. 400 DIGEST_INVALID) or could not be reached.
     """
-    digest = Digest.from_bytes(data)
-    if client.head_blob(repository, digest) in (len(data), -1):
-        return digest
-    session = start_upload(client, repository)
-    separator = "&" if "?" in session.location else "?"
-    url = f"{session.location}{separator}digest={quote(str(digest), safe=':')}"
-    response = client.send("PUT", url, scopes=(push_scope(repository),), content=data,
-                           headers={"Content-Type": OCTET_STREAM, "Content-Length": str(len(data))})
-    check_response(response, 201, subject=f"blob {digest} in {client.registry}/{repository}")
-    response.close()
-    return digest
+    push_bytes(client, repository, data)
+    return Digest.from_bytes(data)
 
 
 def fetch_blob_bytes(

@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
 
 from pymodelkit.errors import AuthError, DigestMismatchError, ModelKitError, SignatureError
 from pymodelkit.oci.digest import Digest
@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 ManifestVerifier = Callable[[RegistryClient, Reference, Digest], None]
 """``verify(client, reference, manifest_digest)``: raises :class:`SignatureError` unless the manifest is signed as
@@ -181,6 +184,18 @@ class _Findings:
                 return
         self.good.append(VerifiedSignature(kind, key.source, payload, location))
 
+    def readable(self, label: str, read: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T | None:
+        """``read(*args, **kwargs)``, or ``None`` when it raises a ModelKitError, noted in ``broken`` after ``label``:
+        one unreadable signature (missing, oversized, refused, undecodable) discounts only itself. AuthError is
+        raised: missing or refused credentials are not a bad signature."""
+        try:
+            return read(*args, **kwargs)
+        except AuthError:
+            raise
+        except ModelKitError as exc:
+            self.broken.append(f"{label}{exc}")
+            return None
+
     def reason(self, pinned: Reference, keys: Sequence[VerificationKey]) -> str:
         if self.other_digests:
             return f"signature payload names manifest {self.other_digests[0]}, not {self.digest} ({pinned})"
@@ -197,33 +212,19 @@ class _Findings:
 def _check_bundles(
     client: RegistryClient, repository: str, digest: Digest, keys: Sequence[VerificationKey], findings: _Findings
 ) -> None:
-    try:
-        referrers = fetch_referrers(client, repository, digest)
-    except AuthError:
-        raise
-    except ModelKitError as exc:  # an unreadable index: its signatures do not count, the .sig tag may still
-        findings.broken.append(f"referrers index: {exc}")
-        return
-    for referrer in referrers:
+    # An unreadable index: its signatures do not count, the .sig tag may still.
+    referrers = findings.readable("referrers index: ", fetch_referrers, client, repository, digest)
+    for referrer in referrers or ():
         if referrer.artifact_type and not referrer.artifact_type.startswith(BUNDLE_MEDIA_TYPE_PREFIX):
             continue
-        try:
-            manifest = fetch_referrer_manifest(client, repository, referrer.digest)
-        except AuthError:
-            raise
-        except ModelKitError as exc:  # one bad referrer (missing, oversized, refused) discounts only itself
-            findings.broken.append(f"referrer {referrer.digest}: {exc}")
-            continue
+        manifest = findings.readable(f"referrer {referrer.digest}: ", fetch_referrer_manifest, client, repository,
+                                     referrer.digest)
         layers = manifest.layers if manifest is not None else None
         if not layers or len(layers) != 1 or not layers[0].media_type.startswith(BUNDLE_MEDIA_TYPE_PREFIX):
             continue
         findings.found += 1
-        try:
-            data = fetch_blob_bytes(client, repository, layers[0])
-        except AuthError:
-            raise
-        except ModelKitError as exc:
-            findings.broken.append(str(exc))
+        data = findings.readable("", fetch_blob_bytes, client, repository, layers[0])
+        if data is None:
             continue
         for key in keys:
             try:
@@ -251,13 +252,9 @@ def _check_legacy(
         return
     for entry in sig.signatures():
         findings.found += 1
-        try:
-            payload = fetch_blob_bytes(client, repository, entry.layer)
-            signature = decode_signature(entry.signature)
-        except AuthError:
-            raise
-        except ModelKitError as exc:  # one bad layer (missing, oversized, undecodable) discounts only itself
-            findings.broken.append(str(exc))
+        payload = findings.readable("", fetch_blob_bytes, client, repository, entry.layer)
+        signature = None if payload is None else findings.readable("", decode_signature, entry.signature)
+        if payload is None or signature is None:
             continue
         for key in keys:
             if not key.verify(payload, signature):

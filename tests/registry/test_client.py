@@ -11,10 +11,14 @@ import httpx
 import pytest
 
 from pymodelkit.errors import DigestMismatchError, RegistryError
+from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
+from pymodelkit.oci.reference import parse_single_reference
 from pymodelkit.registry.client import MANIFEST_ACCEPT, USER_AGENT, RegistryClient, is_loopback
+from pymodelkit.registry.copy import RegistryEndpoint
 from pymodelkit.registry.credentials import Credential, ExplicitCredentials
+from pymodelkit.registry.remote import fetch_small_blob
 from pymodelkit.registry.retry import NO_RETRY
 from pymodelkit.registry.upload import FileSpan, put_blob, start_upload
 from tests.support.faultproxy import FaultProxy
@@ -112,6 +116,12 @@ def test_manifest_with_a_missing_blob_is_refused(client: RegistryClient, repo: s
 def test_head_blob_tells_present_from_missing(client: RegistryClient, repo: str) -> None:
     assert client.head_blob(repo, Digest.parse(CONFIG_DIGEST)) == len(CONFIG)
     assert client.head_blob(repo, Digest.from_bytes(b"absent")) is None
+
+
+def test_has_blob_wants_the_digest_with_its_size(client: RegistryClient, repo: str) -> None:
+    assert client.has_blob(repo, Digest.parse(CONFIG_DIGEST), len(CONFIG)) is True
+    assert client.has_blob(repo, Digest.parse(CONFIG_DIGEST), len(CONFIG) + 1) is False
+    assert client.has_blob(repo, Digest.from_bytes(b"absent"), 6) is False
 
 
 def test_list_tags(client: RegistryClient, repo: str) -> None:
@@ -236,6 +246,26 @@ def test_blob_head_follows_redirects() -> None:
 
     with _mock(handler) as client:
         assert client.head_blob("team/model", Digest.parse(CONFIG_DIGEST)) == 27
+
+
+def test_every_blob_get_asks_for_the_bytes_unencoded() -> None:
+    """A proxy that gzipped a blob body would break its size and digest check: each blob GET says identity."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        ranged = "range" in request.headers
+        return httpx.Response(206 if ranged else 200, content=CONFIG[5:] if ranged else CONFIG,
+                              headers={"Content-Range": f"bytes 5-{len(CONFIG) - 1}/{len(CONFIG)}"} if ranged else {})
+
+    blob = Descriptor("application/vnd.kitops.modelkit.config.v1+json", Digest.parse(CONFIG_DIGEST), len(CONFIG))
+    with _mock(handler) as client:
+        assert fetch_small_blob(client, "team/model", blob) == CONFIG
+        client.open_blob("team/model", blob.digest, offset=5).close()
+        endpoint = RegistryEndpoint(client, parse_single_reference("registry.example.com/team/model"))
+        assert b"".join(endpoint.open_blob(blob, 5)) == CONFIG[5:]
+    assert [r.headers.get("range") for r in seen] == [None, "bytes=5-", f"bytes=5-{len(CONFIG) - 1}"]
+    assert [r.headers["accept-encoding"] for r in seen] == ["identity"] * 3
 
 
 def test_redirect_loops_end() -> None:
