@@ -14,20 +14,22 @@ the ``Content-Length``. The connection is not reused afterwards (h11 never saw t
 it): one new connection per large blob. Anything else (a proxy's TLS-in-TLS stream, a test transport, a
 ``Content-Encoding``, chunked framing, a small blob) goes through ``iter_raw``.
 
-The calling thread writes each buffer to the ingest file (``hashing=False``: the writer does not hash) and hands it
-to a hashing thread, which hashes it, in order, while the next one is written and the one after is read: the
-SHA-256, the page-cache copy and the socket copy overlap (all three release the GIL on buffers this size). The digest
-is compared with the descriptor's before the commit, which fsyncs (the writer started writeback as it went). Memory:
-``READ_AHEAD_BUFFERS`` buffers per download.
+For a blob written through the page cache, the calling thread writes each buffer to the ingest file (the writer
+does not hash) and hands it to a hashing thread, which hashes it, in order,
+while the next one is written and the one after is read: the SHA-256, the page-cache copy and the socket copy overlap
+(all three release the GIL on buffers this size). The digest is compared with the descriptor's before the commit,
+which fsyncs (the writer started writeback as it went). Memory: ``READ_AHEAD_BUFFERS`` buffers per download.
 
 A blob of at least ``ingest.DIRECT_MIN_BYTES`` (the writer is given the descriptor's size as ``size_hint``) bypasses
-the page cache, and then there is no reader thread and no copy: the calling thread reads the socket straight into the
-direct writer's page-aligned staging buffers (``BlobWriter.write_from``), the writer hashes each full buffer on one
-thread of its sink's while another writes it with ``O_DIRECT``, and a buffer is refilled once both are done. The
-kernel's copy out of the socket is the only one. Measured on the 2-vCPU VM (1 GiB from a local ``registry:2``): 895-1082
-MB/s against 833-933 with the copy into the staging buffer, and against ``curl -o`` at 1347-1470; the hashing thread is
-busy about 0.85 s of the 1.0-1.1 s pull, so SHA-256 is the limit. Memory: ``directio.BUFFER_COUNT`` staging buffers
-per download.
+the page cache through a direct sink, and the writer hashes it (``hash_when_direct``), over the sink's page-aligned
+staging buffers on a thread of the sink's while another writes them with ``O_DIRECT``; a buffer is refilled once
+both are done. When its body comes from the socket, there is no reader thread either: the calling thread reads the
+socket straight into the staging buffers (``BlobWriter.write_from``), so the kernel's copy out of the socket is the
+only one (h11's first piece excepted). Otherwise (a proxy tunnel, chunked framing, a resume with less than 1 MiB
+left) the pieces are copied into the staging buffers as above, without the download's hashing thread. Measured on the
+2-vCPU VM (1 GiB from a local ``registry:2``): 895-1082 MB/s against 833-933 with the copy into the staging buffer,
+and against ``curl -o`` at 1347-1470; the hashing thread is busy about 0.85 s of the 1.0-1.1 s pull, so SHA-256 is
+the limit. Memory: ``directio.BUFFER_COUNT`` staging buffers per download.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from typing import Any
 
 import httpx
 
-from pymodelkit.errors import DigestMismatchError, RegistryError
+from pymodelkit.errors import DigestMismatchError, RegistryError, StoreError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import SHA256, Digest
 from pymodelkit.registry.client import RegistryClient
@@ -112,8 +114,11 @@ def fetch_blob(
     """Download the blob into the store's ingest area and verify it, without committing it: the caller commits the
     returned writer (``commit(mode=0o600)``) or aborts it. ``None`` when the store has the blob already.
 
-    Raises as :func:`download_blob`; on any failure nothing is left in the ingest area.
+    Raises as :func:`download_blob`, and StoreError for a digest other than sha256 (before any request: the store
+    holds sha256 blobs only); on any failure nothing is left in the ingest area.
     """
+    if descriptor.digest.algorithm != SHA256:
+        raise StoreError(f"blob {descriptor.digest}: the local store holds sha256 blobs only")
     if store.has_blob(descriptor.digest):
         return None
     subject = f"blob {descriptor.digest} from {client.registry}/{repository}"
@@ -148,18 +153,16 @@ def fetch_blob(
 
 @dataclass
 class _Held:
-    """The ingest writer of one download and our hash of what it holds (``None``: the writer hashes, for digests
-    other than sha256); both replaced when the registry starts the blob over."""
+    """The ingest writer of one download and our hash of what it holds (``None``: the writer hashes, on its direct
+    sink's thread); both replaced when the registry starts the blob over."""
 
     writer: BlobWriter
     hasher: Any | None  # hashlib's hash object (a private type)
 
     @classmethod
     def start(cls, store: LocalStore, descriptor: Descriptor) -> _Held:
-        if descriptor.digest.algorithm == SHA256:
-            writer = store.ingest(hashing=False, size_hint=descriptor.size, hash_when_direct=True)
-            return cls(writer, None if writer.hashing else hashlib.sha256())
-        return cls(store.ingest(size_hint=descriptor.size), None)
+        writer = store.ingest(hashing=False, size_hint=descriptor.size, hash_when_direct=True)
+        return cls(writer, None if writer.hashing else hashlib.sha256())
 
     def check_digest(self, descriptor: Descriptor) -> None:
         """Raise DigestMismatchError (dropping the ingest) when our hash of the bytes is not the descriptor's."""
@@ -202,7 +205,7 @@ def _fetch_into(
         declared = _content_length(response)
         if declared is not None and start + declared > descriptor.size:
             raise _too_long(client, repository, descriptor, start + declared)
-        if held.hasher is None and writer.direct_io and _read_into_writer(response, declared, writer, on_bytes):
+        if held.hasher is None and writer.staged and _read_into_writer(response, declared, writer, on_bytes):
             _check_complete(writer, descriptor, response)
             return
         pieces = _body(response, declared)
@@ -250,6 +253,8 @@ def _read_into_writer(
     try:
         first = next(raw, b"")  # empties h11's buffer: the rest of the body is unread on the socket
         writer.write(first)
+        if on_bytes is not None:
+            on_bytes(writer.size)
         remaining = declared - len(first)
         logger.debug("reading %d bytes of GET %s from the socket into the blob writer", remaining,
                      redact_url(response.request.url))
@@ -472,6 +477,7 @@ def _fill(recv: _SocketReader, buffer: bytearray, want: int) -> tuple[int, httpx
             try:
                 got = recv(view[count:want])
             except httpx.TransportError as exc:
+                exc.__traceback__ = None  # its frames hold a view of the buffer, which the exception would keep alive
                 return count, exc
             if not got:
                 break

@@ -493,7 +493,14 @@ def push_bytes(client: RegistryClient, repository: str, data: bytes) -> UploadOu
     digest = Digest.from_bytes(data)
     if client.has_blob(repository, digest, len(data)):
         return "present"
-    _put_digest(client, start_upload(client, repository), digest, data, retry=True)
+    try:
+        _put_digest(client, start_upload(client, repository), digest, data, retry=True)
+    except RegistryError:
+        # A retried PUT whose first try the registry committed (its answer lost) finds the session gone: the blob
+        # being there is what counts.
+        if client.has_blob(repository, digest, len(data)):
+            return "uploaded"
+        raise
     return "uploaded"
 
 

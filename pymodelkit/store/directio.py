@@ -23,7 +23,8 @@ straight into the current staging buffer, so a download's bytes are copied once,
 and written (issue #6: the copy into the staging buffer, under the GIL, was the pull's largest cost after SHA-256).
 
 An error of the thread's write (``ENOSPC``, ``EIO``) is the very ``OSError`` ``os.write`` would have raised; it is
-raised by the next :meth:`~DirectSink.write` or :meth:`~DirectSink.finish`. Where ``O_DIRECT`` cannot be set (no
+raised by the next :meth:`~DirectSink.write`, :meth:`~DirectSink.check` or :meth:`~DirectSink.finish` (so is what
+``observe`` raised; :meth:`~DirectSink.fill` does not raise either). Where ``O_DIRECT`` cannot be set (no
 such flag: macOS, Windows; a filesystem that refuses it) :meth:`DirectSink.open` returns ``None`` and the caller
 writes through the page cache; when a direct write fails with ``EINVAL`` (an alignment the device or file system
 does not take; a refused write writes nothing) the sink clears the flag and carries on with buffered writes, calling
@@ -47,7 +48,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ALIGNMENT", "BUFFER_BYTES", "BUFFER_COUNT", "DirectSink", "set_direct"]
+__all__ = ["ALIGNMENT", "BUFFER_BYTES", "BUFFER_COUNT", "DirectSink", "Observer", "ReadInto", "set_direct"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,9 @@ def set_direct(fd: int, enable: bool) -> None:
 
 class DirectSink:
     """Writes one file's bytes, from its offset ``start`` on, with ``O_DIRECT`` from staging buffers on a thread of
-    its own. Not thread-safe: one caller. Make it with :meth:`open`; end it with :meth:`finish` (every byte is on the
-    file, not yet fsynced) or :meth:`close` (drop: pending writes are skipped). Either way the thread is gone and the
-    buffers unmapped afterwards."""
+    its own (and gives them to ``observe`` on a second one). Not thread-safe: one caller. Make it with :meth:`open`;
+    end it with :meth:`finish` (every byte is on the file, not yet fsynced) or :meth:`close` (drop: pending writes are
+    skipped). Either way the threads are gone and the buffers unmapped afterwards."""
 
     def __init__(
         self,
@@ -157,7 +158,7 @@ class DirectSink:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Take every byte of ``data`` (copied: the caller may reuse it on return). Blocks while every buffer is being
-        written. Raises the OSError an earlier background write failed with."""
+        written or observed. Raises what an earlier background write (an OSError) or ``observe`` failed with."""
         self._raise_error()
         if self._ended:
             raise ValueError("direct sink is finished or closed")
@@ -177,7 +178,8 @@ class DirectSink:
 
     def fill(self, readinto: ReadInto, limit: int) -> int:
         """Call ``readinto`` once on the free part of the current staging buffer (at most ``limit`` bytes), so its bytes
-        land there without a copy; returns the count it returned (0: the end of its stream). Those bytes are taken as
+        land there without a copy; returns the count it returned (0: the end of its stream; also, without calling
+        it, for a ``limit`` of 0 or less). Those bytes are taken as
         :meth:`write` takes them. What ``readinto`` raises is raised, with nothing taken. A background write's failure
         is not raised here: :meth:`check` raises it (so that the caller can tell the two apart)."""
         if self._ended:
@@ -199,12 +201,13 @@ class DirectSink:
         return count
 
     def check(self) -> None:
-        """Raise the OSError an earlier background write failed with, if one did."""
+        """Raise what an earlier background write (an OSError) or ``observe`` failed with, if one did."""
         self._raise_error()
 
     def finish(self) -> None:
-        """Write what is buffered (the tail with ``O_DIRECT`` cleared), wait for the thread, free the buffers, and
-        leave ``O_DIRECT`` clear. Raises the OSError a write failed with (the sink is then closed)."""
+        """Write what is buffered (the tail with ``O_DIRECT`` cleared), wait for the threads, free the buffers, and
+        leave ``O_DIRECT`` clear. Raises what a write (an OSError) or ``observe`` failed with (the sink is then
+        closed)."""
         if self._ended:
             self._raise_error()
             return
@@ -246,11 +249,7 @@ class DirectSink:
     def _submit(self) -> None:
         assert self._current is not None and self._view is not None
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="pymodelkit-directio", daemon=True)
-            self._thread.start()
-            if self._observe is not None:
-                self._observer = threading.Thread(target=self._run_observer, name="pymodelkit-hash", daemon=True)
-                self._observer.start()
+            self._start_threads()
         self._view.release()
         item = (self._current, self._fill, self._offset)
         if self._observe is not None:
@@ -259,6 +258,21 @@ class DirectSink:
         self._work.put(item)
         self._offset += self._fill
         self._current, self._view, self._fill = None, None, 0
+
+    def _start_threads(self) -> None:
+        """Start the writer thread and, with ``observe``, the observer; each is kept only once it has started, so a
+        failed start (no more threads) leaves nothing running and :meth:`close` has nothing to join."""
+        writer = threading.Thread(target=self._run, name="pymodelkit-directio", daemon=True)
+        writer.start()
+        self._thread = writer
+        if self._observe is not None:
+            observer = threading.Thread(target=self._run_observer, name="pymodelkit-hash", daemon=True)
+            try:
+                observer.start()
+            except BaseException:
+                self._stop()
+                raise
+            self._observer = observer
 
     def _stop(self) -> None:
         if self._observer is not None:
@@ -280,8 +294,9 @@ class DirectSink:
         self._free.put(index)
 
     def _fail(self, exc: BaseException) -> None:
-        if self._error is None:
-            self._error = _detached(exc)
+        with self._users_lock:  # the writer and the observer may fail at once: the first error is kept
+            if self._error is None:
+                self._error = _detached(exc)
 
     def _release(self) -> None:
         self._ended = True

@@ -115,13 +115,20 @@ class BlobWriter:
 
     @property
     def size(self) -> int:
-        """Bytes written so far (every byte :meth:`write` took, also those still in a direct-I/O buffer)."""
+        """Bytes written so far (every byte :meth:`write` and :meth:`write_from` took, also those still in a
+        direct-I/O buffer)."""
         return self._size
 
     @property
     def hashing(self) -> bool:
         """Whether the writer hashes what it is given (else ``commit`` takes the caller's ``expected_digest``)."""
         return self._hasher is not None
+
+    @property
+    def staged(self) -> bool:
+        """Whether the bytes go through a direct sink's staging buffers (which :meth:`write_from` reads into); true
+        also after the sink fell back to the page cache on ``EINVAL``, until the bytes are verified."""
+        return self._sink is not None
 
     @property
     def direct_io(self) -> bool:
@@ -188,7 +195,8 @@ class BlobWriter:
         """Make the bytes durable (fsync) and check their size and digest, without putting the blob in the store:
         :meth:`commit` does that, later (``pull`` verifies every blob before it commits any). Returns the digest.
 
-        A writer made with ``hashing=False`` takes ``expected_digest`` (required) as the digest of what was written.
+        A writer that does not hash (``hashing=False``, and :attr:`hashing` false: no ``hash_when_direct`` sink) takes
+        ``expected_digest`` (required) as the digest of what was written.
         No more bytes may be written once it has verified.
 
         Raises:

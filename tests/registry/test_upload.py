@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,10 +21,12 @@ from pymodelkit.registry.upload import (
     fetch_upload_status,
     finish_upload,
     mount_blob,
+    push_bytes,
     put_blob,
     send_chunk,
     start_upload,
 )
+from tests.support.faultproxy import FaultProxy
 from tests.support.registry import TestRegistry
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
@@ -147,3 +149,35 @@ def test_mount_from_a_repository_without_the_blob_opens_a_session(client: Regist
     assert session is not None and session.offset == 0
     put_blob(client, session, DATA_DIGEST, FileSpan(blob_fd, 0, len(DATA)))
     assert client.head_blob(target, DATA_DIGEST) == len(DATA)
+
+
+def test_push_bytes_whose_put_answer_is_lost_counts_the_committed_blob(
+    registry: TestRegistry, fault_proxy: Callable[..., FaultProxy]
+) -> None:
+    """The registry commits the PUT but its answer is cut (a retried PUT would find the session gone): the blob being
+    there makes it "uploaded", not an error."""
+    proxy = fault_proxy(registry.url)
+    proxy.cut("PUT", r"/blobs/uploads/.*digest=", after_bytes=0, direction="response")
+    repository = _repo("lost-answer")
+    with RegistryClient(proxy.host, plain_http=True) as client:
+        assert push_bytes(client, repository, DATA) == "uploaded"
+        assert client.has_blob(repository, DATA_DIGEST, len(DATA))
+        assert push_bytes(client, repository, DATA) == "present"
+    puts = [r for r in proxy.requests if r.method == "PUT"]
+    assert proxy.cuts == 1 and puts[0].status is None  # the answer never came
+    assert all(put.status == 404 for put in puts[1:])  # any retry found the session closed
+
+
+def test_push_bytes_refused_by_the_registry_is_an_error(
+    registry: TestRegistry, fault_proxy: Callable[..., FaultProxy]
+) -> None:
+    """A PUT the registry refuses (400: not retried) stays an error, since the blob is not there."""
+    proxy = fault_proxy(registry.url)
+    proxy.fail("PUT", r"/blobs/uploads/.*digest=", status=400)
+    repository = _repo("refused")
+    with RegistryClient(proxy.host, plain_http=True) as client:
+        with pytest.raises(RegistryError) as info:
+            push_bytes(client, repository, DATA)
+        assert info.value.status == 400
+        assert not client.has_blob(repository, DATA_DIGEST, len(DATA))
+    assert len([r for r in proxy.requests if r.method == "PUT"]) == 1
