@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pymodelkit.errors import DigestMismatchError, RegistryError
+from pymodelkit.errors import DigestMismatchError, RegistryError, StoreError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.registry.client import RegistryClient
@@ -107,4 +107,18 @@ def test_a_missing_blob_is_a_404_naming_the_digest(registry: TestRegistry, tmp_p
         f"{registry.host}/download/none not found (registry answered 404 BLOB_UNKNOWN: blob unknown to registry)"
     )
     assert info.value.status == 404
+    assert _ingest_leftovers(store) == []
+
+
+@pytest.mark.parametrize("algorithm", ["sha384", "sha512"])
+def test_a_digest_other_than_sha256_is_refused_before_any_request(
+    registry: TestRegistry, tmp_path: Path, fault_proxy: Callable[..., FaultProxy], algorithm: str
+) -> None:
+    digest = Digest.parse(f"{algorithm}:" + "ab" * (48 if algorithm == "sha384" else 64))
+    proxy = fault_proxy(registry.url)
+    store = LocalStore(tmp_path / "home")
+    with RegistryClient(proxy.host, plain_http=True) as client, pytest.raises(StoreError) as info:
+        download_blob(client, "download/other", Descriptor(MEDIA, digest, 10), store, retry=FAST)
+    assert str(info.value) == f"blob {digest}: the local store holds sha256 blobs only"
+    assert proxy.requests == []
     assert _ingest_leftovers(store) == []

@@ -776,3 +776,27 @@ def test_write_from_rejects_a_count_out_of_range(
             assert re.fullmatch(r"readinto returned -?\d+ for a buffer of \d+ bytes", str(exc))
         assert taken is None, f"write_from returned {taken}, {writer.size} bytes written"
         assert writer.size == 0
+
+
+@needs_direct
+def test_an_observer_that_cannot_start_leaves_no_thread_and_no_ingest(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No thread to be had for the observer (many pulls at once): the write fails with that error, the writer
+    thread already started is stopped, and abort removes the ingest file."""
+    _small_buffers(monkeypatch)
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name == "pymodelkit-hash":
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    writer = store.ingest(hashing=False, size_hint=DIRECT_MIN_BYTES, hash_when_direct=True)
+    assert writer.hashing and writer.direct_io
+    with pytest.raises(RuntimeError, match=r"^can't start new thread$"):
+        writer.write(os.urandom(3 * SMALL))
+    writer.abort()
+    assert _sink_threads() == []
+    assert _ingest_names(store) == []
