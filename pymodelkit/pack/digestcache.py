@@ -52,6 +52,8 @@ CACHE_FILE = "digests.json"
 MAX_ENTRIES = 2048
 RACY_WINDOW_NS = 2_000_000_000
 _FORMAT = 1
+_KEY_FORMAT = 2  # how layer_key encodes the members (1: a JSON array per member)
+_KEY_BATCH = 4096  # members hashed at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +73,22 @@ def layer_key(inputs: dict[str, str], members: Iterable[TarEntry]) -> tuple[str,
     tar entries (or the one raw file) in order, each with its ``stat_key``.
     """
     hasher = hashlib.sha256()
-    hasher.update(json.dumps({"format": _FORMAT, "version": __version__, **inputs}, sort_keys=True).encode())
+    header = {"format": _FORMAT, "key": _KEY_FORMAT, "version": __version__, **inputs}
+    hasher.update(json.dumps(header, sort_keys=True).encode())
     newest = 0
+    lines: list[str] = []
     for entry in members:
-        if not entry.stat_key:
+        key = entry.stat_key
+        if not key:
             raise ValueError(f"entry {entry.name} has no stat key")
-        mtime, ctime = entry.stat_key[0], entry.stat_key[1]
-        newest = max(newest, mtime, ctime)
-        fields = (entry.name, "d" if entry.is_dir else "f", entry.mode, entry.size, *entry.stat_key)
-        hasher.update(b"\n" + json.dumps(fields).encode())
+        newest = max(newest, key[0], key[1])
+        # NUL-separated: a path cannot hold a NUL, and the rest are integers, so the line is unambiguous.
+        lines.append(f"\n{entry.name}\0{'d' if entry.is_dir else 'f'}\0{entry.mode}\0{entry.size}\0"
+                     + "\0".join(map(str, key)))
+        if len(lines) == _KEY_BATCH:
+            hasher.update("".join(lines).encode("utf-8", "surrogateescape"))
+            lines.clear()
+    hasher.update("".join(lines).encode("utf-8", "surrogateescape"))
     return hasher.hexdigest(), newest
 
 

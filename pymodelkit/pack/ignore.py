@@ -106,7 +106,7 @@ class PatternMatcher:
         PackError: an invalid pattern (the message names it), or a lone ``!``.
     """
 
-    __slots__ = ("_exclusions", "_patterns")
+    __slots__ = ("_exclusions", "_parents", "_patterns")
 
     def __init__(self, patterns: Sequence[str]) -> None:
         compiled: list[_Pattern] = []
@@ -127,6 +127,9 @@ class PatternMatcher:
             compiled.append(_compile(text, exclusion))
         self._patterns = tuple(compiled)
         self._exclusions = exclusions
+        # Whether each pattern matches one of the parent directories of the last path's parent (None: not evaluated
+        # yet). A walk asks about the files of one directory in a row, so its parents are tested once per directory.
+        self._parents: tuple[str, list[bool | None]] = ("", [])
 
     @property
     def has_exclusions(self) -> bool:
@@ -141,17 +144,21 @@ class PatternMatcher:
         """
         matched = False
         parent = _go_dir(path)
-        parent_dirs = parent.split("/") if parent != "." else []
-        for pattern in self._patterns:
+        cached = self._parents
+        if cached[0] != parent or not cached[1]:
+            cached = (parent, [None] * len(self._patterns))
+            self._parents = cached  # one assignment: a thread with another parent replaces it, never mixes them
+        parent_hits = cached[1]
+        for index, pattern in enumerate(self._patterns):
             # An inclusion is skipped once matched, an exclusion until matched.
             if pattern.exclusion != matched:
                 continue
-            hit = pattern.match(path)
+            hit = pattern.match(path)  # first, as Go evaluates it: a bad pattern fails here
             if not hit:
-                for count in range(1, len(parent_dirs) + 1):
-                    if pattern.match("/".join(parent_dirs[:count])):
-                        hit = True
-                        break
+                parent_hit = parent_hits[index]
+                if parent_hit is None:
+                    parent_hit = parent_hits[index] = _matches_a_parent(pattern, parent)
+                hit = parent_hit
             if hit:
                 matched = not pattern.exclusion
         return matched
@@ -231,9 +238,20 @@ def _clean(path: str) -> str:
     return clean_path(path.strip(_GO_SPACE))
 
 
+def _matches_a_parent(pattern: _Pattern, parent: str) -> bool:
+    """Whether ``pattern`` matches ``parent`` or one of its ancestors (``a``, ``a/b``, … up to ``parent``)."""
+    parent_dirs = parent.split("/") if parent != "." else []
+    return any(pattern.match("/".join(parent_dirs[:count])) for count in range(1, len(parent_dirs) + 1))
+
+
 def _go_dir(path: str) -> str:
     """Go's ``filepath.Dir`` on Unix."""
-    return clean_path(path[: path.rfind("/") + 1])
+    cut = path.rfind("/")
+    head = path[:cut]
+    # The walk's paths are clean: their head is then the answer (no empty, "." or ".." element, no trailing slash).
+    if cut > 0 and "//" not in head and "/." not in head and head[0] != "." and head[-1] != "/":
+        return head
+    return clean_path(path[: cut + 1])
 
 
 # --- filepath.Match syntax check -------------------------------------------------------------------------------------

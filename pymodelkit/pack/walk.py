@@ -37,7 +37,7 @@ class TarEntry:
     """
 
     name: str
-    path: Path
+    path: str | Path  # a str from the walk (a Path per file costs more than its lstat)
     is_dir: bool
     mode: int
     size: int
@@ -123,11 +123,11 @@ def _walk(
             continue
         key = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev, mode, info.st_size)
         if is_dir:
-            yield TarEntry(rel, Path(full), True, stat.S_IMODE(mode), 0, key)
+            yield TarEntry(rel, full, True, stat.S_IMODE(mode), 0, key)
             stack.append((rel + "/", children or [], 0))
         else:
             file_bytes += info.st_size
-            yield TarEntry(rel, Path(full), False, stat.S_IMODE(mode), info.st_size, key)
+            yield TarEntry(rel, full, False, stat.S_IMODE(mode), info.st_size, key)
     if file_bytes == 0:
         warn(empty_warning)
 

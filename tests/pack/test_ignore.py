@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pymodelkit.errors import PackError
 from pymodelkit.pack.ignore import IgnoreMatcher, PatternMatcher, _compile, read_ignore_patterns
@@ -404,3 +406,20 @@ def test_other_layers_exclude_by_whole_path_element() -> None:
     assert matcher.matches("models/v10/w.bin", "models") is False
     # "." never excludes anything from another layer: every layer is within it.
     assert matcher.matches("data/file", "data") is False
+
+
+_SEGMENTS = st.sampled_from(["a", "b", "ab", ".x", "a.b", "c d"])
+_GLOBS = st.sampled_from(["a", "b", "a/b", "*", "**", "a/*", "**/b", "*.b", "a/**", "!a/b", "!**/ab", "c?d", "[ab]"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(patterns=st.lists(_GLOBS, min_size=1, max_size=5),
+       paths=st.lists(st.lists(_SEGMENTS, min_size=1, max_size=4).map("/".join), min_size=1, max_size=12))
+def test_answers_do_not_depend_on_the_paths_asked_before(patterns: list[str], paths: list[str]) -> None:
+    """The matcher remembers its parent-directory tests for the last directory asked about: a sequence of paths
+    (several in one directory, as a walk asks) gets the answers a fresh matcher gives each path alone."""
+    if all(pattern.startswith("!") for pattern in patterns):
+        patterns = ["a", *patterns]
+    reused = PatternMatcher(patterns)
+    for path in [*paths, *sorted(paths)]:
+        assert reused.matches_or_parent_matches(path) == PatternMatcher(patterns).matches_or_parent_matches(path), path

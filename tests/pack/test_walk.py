@@ -59,9 +59,9 @@ def test_entries_carry_modes_sizes_and_paths(tmp_path: Path) -> None:
     (tmp_path / "d" / "f.bin").chmod(0o4711)
     entries = list(walk_layer(tmp_path, "d", IgnoreMatcher([], ["d"])))
     assert entries == [
-        TarEntry("d", tmp_path / "d", True, 0o2750, 0),
-        TarEntry("d/empty", tmp_path / "d" / "empty", True, 0o755, 0),
-        TarEntry("d/f.bin", tmp_path / "d" / "f.bin", False, 0o4711, len("testing: d/f.bin")),
+        TarEntry("d", str(tmp_path / "d"), True, 0o2750, 0),
+        TarEntry("d/empty", str(tmp_path / "d" / "empty"), True, 0o755, 0),
+        TarEntry("d/f.bin", str(tmp_path / "d" / "f.bin"), False, 0o4711, len("testing: d/f.bin")),
     ]
 
 
