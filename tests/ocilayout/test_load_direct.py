@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import tempfile
 import threading
 from pathlib import Path
 
@@ -19,29 +18,17 @@ from pymodelkit.errors import DigestMismatchError
 from pymodelkit.store import directio, ingest
 from pymodelkit.store.directio import DirectSink
 from tests.ocilayout.conftest import REFERENCE, Saved
+from tests.support.directio import direct_io_available
 from tests.support.trees import read_tree
 
 BUFFER = 16 << 10  # several staging buffers per layer of the churn tree's 200 kB weights
-
-
-def _direct_io_available() -> bool:
-    fd, name = tempfile.mkstemp()
-    try:
-        sink = DirectSink.open(fd)
-        if sink is None:
-            return False
-        sink.close()
-        return True
-    finally:
-        os.close(fd)
-        os.unlink(name)
 
 
 @pytest.fixture(autouse=True)
 def direct_sinks(saved: Saved, monkeypatch: pytest.MonkeyPatch) -> list[DirectSink | None]:
     """After the ModelKit is packed and saved: every blob of 4 KiB or more written with direct I/O; the sinks the
     writers opened."""
-    if not _direct_io_available():
+    if not direct_io_available():
         pytest.skip("O_DIRECT is not available on this file system: load writes through the page cache here")
     monkeypatch.setattr(ingest, "DIRECT_MIN_BYTES", 4096)
     monkeypatch.setattr(directio, "BUFFER_BYTES", BUFFER)

@@ -16,7 +16,6 @@ import random
 import secrets
 import socket
 import ssl
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +36,7 @@ from pymodelkit.registry.download import download_blob
 from pymodelkit.registry.retry import RetryPolicy
 from pymodelkit.registry.upload import FileSpan, put_blob, start_upload
 from pymodelkit.store import LocalStore, directio, ingest
-from pymodelkit.store.directio import DirectSink
+from tests.support.directio import direct_io_available
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import TestRegistry
 
@@ -48,25 +47,12 @@ DIRECT = "from the socket"
 ZERO_COPY = "from the socket into the blob writer"
 
 
-def _direct_io_available() -> bool:
-    fd, name = tempfile.mkstemp()
-    try:
-        sink = DirectSink.open(fd)
-        if sink is None:
-            return False
-        sink.close()
-        return True
-    finally:
-        os.close(fd)
-        os.unlink(name)
-
-
 @pytest.fixture(autouse=True, params=["cache", "direct"])
 def writer_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """How the blob is written: through the page cache, or with direct I/O (64 KiB staging buffers, from 1 MiB)."""
     kind: str = request.param
     if kind == "direct":
-        if not _direct_io_available():
+        if not direct_io_available():
             pytest.skip("O_DIRECT is not available on this file system: the direct-I/O writer is not used here")
         monkeypatch.setattr(ingest, "DIRECT_MIN_BYTES", MIB)
         monkeypatch.setattr(directio, "BUFFER_BYTES", 64 << 10)

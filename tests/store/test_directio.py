@@ -26,6 +26,7 @@ from pymodelkit.registry.upload import FileSpan, put_blob, start_upload
 from pymodelkit.store import LocalStore, directio, ingest
 from pymodelkit.store.directio import ALIGNMENT, BUFFER_BYTES, BUFFER_COUNT, DirectSink
 from pymodelkit.store.ingest import DIRECT_MIN_BYTES
+from tests.support.directio import NO_DIRECT, direct_io_available
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import TestRegistry
 
@@ -37,24 +38,9 @@ FAST = RetryPolicy(attempts=6, base_delay_s=0.01, max_delay_s=0.05, budget_s=20.
 _real_pwrite = os.pwrite
 
 
-def _direct_available(directory: str) -> bool:
-    """Whether this file system takes O_DIRECT here (not macOS, not tmpfs before Linux 6.6, not some FUSE)."""
-    fd, name = tempfile.mkstemp(dir=directory)
-    try:
-        sink = DirectSink.open(fd)
-        if sink is None:
-            return False
-        sink.close()
-        return True
-    finally:
-        os.close(fd)
-        os.unlink(name)
-
-
 # Where O_DIRECT is not available, the writers must say so and still write the same bytes: the tests assert what the
 # platform allows, and the ones that need a direct sink skip, saying why.
-DIRECT = _direct_available(tempfile.gettempdir())
-NO_DIRECT = "O_DIRECT is not available on this file system"
+DIRECT = direct_io_available()
 
 
 def _sink_threads() -> list[threading.Thread]:

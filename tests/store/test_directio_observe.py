@@ -28,28 +28,14 @@ from pymodelkit.oci.digest import Digest
 from pymodelkit.store import LocalStore, directio, ingest
 from pymodelkit.store.directio import ALIGNMENT, BUFFER_BYTES, DirectSink
 from pymodelkit.store.ingest import DIRECT_MIN_BYTES, BlobWriter
+from tests.support.directio import NO_DIRECT, direct_io_available
 
 SMALL = 4 * ALIGNMENT  # the sink's staging buffer in these tests (two of them): a few KiB span several buffers
 THREAD_NAMES = ("pymodelkit-directio", "pymodelkit-hash")
 _real_pwrite = os.pwrite
 
 
-def _direct_available(directory: str) -> bool:
-    """Whether this file system takes O_DIRECT here (not macOS, not tmpfs before Linux 6.6, not some FUSE)."""
-    fd, name = tempfile.mkstemp(dir=directory)
-    try:
-        sink = DirectSink.open(fd)
-        if sink is None:
-            return False
-        sink.close()
-        return True
-    finally:
-        os.close(fd)
-        os.unlink(name)
-
-
-DIRECT = _direct_available(tempfile.gettempdir())
-NO_DIRECT = "O_DIRECT is not available on this file system"
+DIRECT = direct_io_available()
 needs_direct = pytest.mark.skipif(not DIRECT, reason=NO_DIRECT)
 
 
