@@ -142,10 +142,16 @@ class ArchiveWriter:
         return self.path
 
     def abort(self) -> None:
-        """Drop the partial archive. Safe to call more than once, and after :meth:`finish`."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Drop the partial archive. Safe to call more than once, and after :meth:`finish`. The temp file goes also
+        when closing it fails (its buffered tail cannot be written either when the disk is full)."""
+        handle, self._file = self._file, None
+        if handle is None:
+            return
+        try:
+            handle.close()
+        except OSError as exc:
+            logger.debug("closing the partial archive %s: %s", self._temp, exc)
+        finally:
             with contextlib.suppress(FileNotFoundError):
                 self._temp.unlink()
 

@@ -3,12 +3,15 @@ a one-line error before anything is added to the store."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -269,4 +272,25 @@ def test_a_failed_save_leaves_no_file(saved: Saved, tmp_path: Path) -> None:
     target = tmp_path / "broken.tar"
     with pytest.raises(DigestMismatchError, match=f"blob {layer.digest}: its bytes hash to sha256:"):
         pymodelkit.save(REFERENCE, target, store=saved.store)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tar") or ".tmp" in p.name) == ["churn.tar"]
+
+
+def test_a_full_disk_during_save_leaves_no_file(
+    saved: Saved, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write fails with ENOSPC (the archive's bytes go to /dev/full), also the buffered tail when the partial
+    file is closed: the save fails with that error and its temp file is removed all the same."""
+    from pymodelkit.ocilayout import archive as archive_module
+
+    real_open = open
+
+    def open_full(path: str | os.PathLike[str], mode: str, buffering: int = -1) -> BinaryIO:
+        real_open(path, mode).close()  # the temp file exists, as the real "xb" open makes it
+        return real_open("/dev/full", "wb", buffering=buffering)
+
+    monkeypatch.setattr(archive_module, "open", open_full, raising=False)
+    target = tmp_path / "full.tar"
+    with pytest.raises(OSError) as info:
+        pymodelkit.save(REFERENCE, target, store=saved.store)
+    assert info.value.errno == errno.ENOSPC
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tar") or ".tmp" in p.name) == ["churn.tar"]
