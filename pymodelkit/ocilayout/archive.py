@@ -67,6 +67,9 @@ class ArchiveWriter:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        if self.path.is_dir():  # found now, not by the rename after every byte is written
+            raise ModelKitError(f"cannot save to {self.path}: it is a directory (name an archive file, or write "
+                                f"oci:{self.path} for an OCI layout directory)")
         self._temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
         self._file: BinaryIO | None = open(self._temp, "xb", buffering=PIECE_BYTES)  # noqa: SIM115 - closed in finish/abort
         self._blobs: set[Digest] = set()
@@ -137,7 +140,12 @@ class ArchiveWriter:
         os.fsync(handle.fileno())
         handle.close()
         self._file = None
-        os.replace(self._temp, self.path)
+        try:
+            os.replace(self._temp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                self._temp.unlink()
+            raise
         fsync_dir(self.path.parent)
         return self.path
 

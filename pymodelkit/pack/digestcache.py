@@ -73,7 +73,7 @@ def layer_key(inputs: dict[str, str], members: Iterable[TarEntry]) -> tuple[str,
     tar entries (or the one raw file) in order, each with its ``stat_key``.
     """
     hasher = hashlib.sha256()
-    header = {"format": _FORMAT, "key": _KEY_FORMAT, "version": __version__, **inputs}
+    header = {**inputs, "cache-format": _FORMAT, "key": _KEY_FORMAT, "version": __version__}  # inputs have "format"
     hasher.update(json.dumps(header, sort_keys=True).encode())
     newest = 0
     lines: list[str] = []
@@ -81,6 +81,8 @@ def layer_key(inputs: dict[str, str], members: Iterable[TarEntry]) -> tuple[str,
         key = entry.stat_key
         if not key:
             raise ValueError(f"entry {entry.name} has no stat key")
+        if "\0" in entry.name:
+            raise ValueError(f"entry {entry.name!r} has a NUL in its name")
         newest = max(newest, key[0], key[1])
         # NUL-separated: a path cannot hold a NUL, and the rest are integers, so the line is unambiguous.
         lines.append(f"\n{entry.name}\0{'d' if entry.is_dir else 'f'}\0{entry.mode}\0{entry.size}\0"

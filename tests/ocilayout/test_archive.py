@@ -294,3 +294,14 @@ def test_a_full_disk_during_save_leaves_no_file(
         pymodelkit.save(REFERENCE, target, store=saved.store)
     assert info.value.errno == errno.ENOSPC
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tar") or ".tmp" in p.name) == ["churn.tar"]
+
+
+def test_saving_onto_a_directory_is_refused_before_anything_is_written(saved: Saved, tmp_path: Path) -> None:
+    target = tmp_path / "existing"
+    target.mkdir()
+    with pytest.raises(ModelKitError) as info:
+        pymodelkit.save(REFERENCE, target, store=saved.store)
+    assert str(info.value) == (f"cannot save to {target}: it is a directory (name an archive file, or write "
+                               f"oci:{target} for an OCI layout directory)")
+    assert list(target.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
