@@ -245,10 +245,7 @@ class StoreSink:
 
     def has_blob(self, descriptor: Descriptor) -> bool:
         """Tell whether the store has the blob with the descriptor's size."""
-        try:
-            return os.stat(self.store.blob_path(descriptor.digest)).st_size == descriptor.size
-        except FileNotFoundError:
-            return False
+        return self.store.has_blob(descriptor.digest, descriptor.size)
 
     def write_blob(self, descriptor: Descriptor, source: BlobSource, on_bytes: Callable[[int], None]) -> BlobAction:
         """Stream the blob into the store's ingest; it is committed only when its size and digest check out.

@@ -173,7 +173,7 @@ def pack(
     cache = DigestCache.for_home(store.home) if digest_cache else None
 
     def present(digest: Digest, size: int) -> bool:
-        return no_store or _store_has(store, digest, size)
+        return no_store or store.has_blob(digest, size)
 
     def targets_for(job: LayerJob) -> Callable[[], list[BlobTarget]]:
         # the layer's size tells the blob writer whether to write around the page cache (store/directio.py)
@@ -350,13 +350,6 @@ def assemble(
         annotations=written,
     )
     return filled, config_bytes, manifest, manifest.to_json_bytes()
-
-
-def _store_has(store: LocalStore, digest: Digest, size: int) -> bool:
-    try:
-        return store.blob_path(digest).stat().st_size == size
-    except OSError:
-        return False
 
 
 def _parse_tag(tag: str | None) -> tuple[Reference | None, list[str]]:

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import secrets
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,9 +98,13 @@ class LocalStore:
         """The path of a blob: ``storage/blobs/<algorithm>/<hex>`` (whether or not it exists)."""
         return layout.blob_path(self.storage, digest)
 
-    def has_blob(self, digest: Digest) -> bool:
-        """Tell whether the blob is in the store (no verification)."""
-        return self.blob_path(digest).is_file()
+    def has_blob(self, digest: Digest, size: int | None = None) -> bool:
+        """Tell whether the blob is in the store (no verification), with ``size`` bytes when a size is given."""
+        try:
+            info = os.stat(self.blob_path(digest))
+        except OSError:  # missing, or not reachable (a permission, a name too long): not usable either way
+            return False
+        return stat.S_ISREG(info.st_mode) and (size is None or info.st_size == size)
 
     def open_blob(self, digest: Digest) -> BinaryIO:
         """Open a blob for reading. Raises :class:`NotFoundError` if it is not in the store."""

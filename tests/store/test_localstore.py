@@ -253,3 +253,14 @@ def test_public_names_are_pinned() -> None:
         "StoredModelKit",
         "repo_file_stem",
     ]
+
+
+def test_has_blob_with_a_size_wants_that_size_and_a_regular_file(store: LocalStore) -> None:
+    data = b"twelve bytes"
+    digest, size = store.write_blob(data), len(data)
+    assert store.has_blob(digest) and store.has_blob(digest, size)
+    assert not store.has_blob(digest, size + 1)
+    missing = Digest.from_bytes(b"not stored")
+    assert not store.has_blob(missing) and not store.has_blob(missing, 10)
+    store.blob_path(missing).mkdir()  # a directory where a blob would be is not a blob
+    assert not store.has_blob(missing) and not store.has_blob(missing, 0)
