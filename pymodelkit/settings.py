@@ -16,6 +16,7 @@
 | ``PYMODELKIT_KEY_PASSWORD``, ``COSIGN_PASSWORD`` | the signing-key password (the first one set, even empty, wins) |
 | ``PYMODELKIT_POLICY`` | the signature policy file; else ``$XDG_CONFIG_HOME/pymodelkit/policy.yaml`` if present |
 | ``PYMODELKIT_DIRECT_IO`` | false: write large blobs through the page cache, not with ``O_DIRECT`` (default true) |
+| ``KITOPS_CLIENT_CERT``, ``_KEY`` | the TLS client certificate and key files (PEM); override ``--cert``/``--key`` |
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pymodelkit.errors import ModelKitError
 __all__ = [
     "CREDENTIAL_VARIABLES",
     "KEY_PASSWORD_VARIABLES",
+    "client_certificate_files",
     "created_time",
     "credential_environ",
     "direct_io",
@@ -187,3 +189,9 @@ def direct_io() -> bool:
     """``PYMODELKIT_DIRECT_IO``: whether large blobs are written with ``O_DIRECT`` where the platform allows it
     (default true; ``0``/``false`` turns it off)."""
     return parse_bool(os.environ.get("PYMODELKIT_DIRECT_IO"), default=True, name="PYMODELKIT_DIRECT_IO")
+
+
+def client_certificate_files() -> tuple[str | None, str | None]:
+    """``KITOPS_CLIENT_CERT`` and ``KITOPS_CLIENT_KEY`` (kit's names): the TLS client certificate file and its key
+    file, each ``None`` when unset or empty. kit lets each one, when set, replace ``--cert``/``--key``."""
+    return os.environ.get("KITOPS_CLIENT_CERT") or None, os.environ.get("KITOPS_CLIENT_KEY") or None

@@ -4,7 +4,8 @@ pykitops accepts a fixed set of keys per command and drops the rest silently; da
 a dict (``**{"plain-http": True}``). Here ``plain_http`` and ``plain-http`` both work (quirk 3), short names are
 expanded per command (``f`` is ``force`` for ``init`` and ``remove``, ``file`` for ``pack``), and a key kit would not
 receive gives a ``UserWarning`` instead of vanishing (quirk 4). The result is :class:`CommandOptions`: what the
-library calls take.
+library calls take. ``cert=``/``key=`` are kit's ``--cert``/``--key``, which ``KITOPS_CLIENT_CERT`` and
+``KITOPS_CLIENT_KEY`` override when set (``kitops-modelkit.md`` §5.1 and §11, trap 20).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pymodelkit import settings
 from pymodelkit.registry.credentials import (
     ChainCredentials,
     CredentialSource,
     DockerConfigCredentials,
     KitCredentials,
 )
+from pymodelkit.registry.tls import TlsOptions
 from pymodelkit.registry.transfer import DEFAULT_CONCURRENCY
 from pymodelkit.store import LocalStore
 
@@ -53,9 +56,9 @@ _SHORT: dict[str, dict[str, str]] = {
     "unpack": {"o": "overwrite"},
     "import": {"t": "tag"},
 }
-# accepted with no effect: client certificates and explicit proxies (not in pymodelkit yet: a UserWarning says so);
-# verbosity, help, log level and progress (the caller's logging configuration decides; silently)
-_UNSUPPORTED = frozenset({"cert", "key", "proxy"})
+# accepted with no effect: explicit proxies (not in pymodelkit yet: a UserWarning says so); verbosity, help, log
+# level and progress (the caller's logging configuration decides; silently)
+_UNSUPPORTED = frozenset({"proxy"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class CommandOptions:
     tls_verify: bool = True
     concurrency: int = DEFAULT_CONCURRENCY
     home: Path | None = None
+    tls: TlsOptions | None = None  # the client certificate (cert=/key= or the environment), or None
 
     def flag(self, name: str) -> bool:
         """Whether a boolean flag was given a truthy value."""
@@ -121,4 +125,19 @@ def map_kwargs(command: str, kwargs: Mapping[str, Any]) -> CommandOptions:
         tls_verify=bool(flags["tls-verify"]) if "tls-verify" in flags else True,
         concurrency=int(concurrency) if concurrency else DEFAULT_CONCURRENCY,
         home=Path(config) if config else None,
+        tls=_client_tls(command, flags),
     )
+
+
+def _client_tls(command: str, flags: Mapping[str, Any]) -> TlsOptions | None:
+    """kit's client certificate: ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY`` when set, else ``cert=``/``key=``.
+    A certificate alone is one PEM file holding the key too (kit would ignore it); a key alone is ignored, with a
+    warning (the environment's key alone is refused by the library)."""
+    env_cert, env_key = settings.client_certificate_files()
+    cert = env_cert or flags.get("cert") or None
+    key = env_key or flags.get("key") or None
+    if cert is None:
+        if flags.get("key") and env_key is None:
+            warnings.warn(f"kit {command}: option 'key' has no effect without 'cert'", UserWarning, stacklevel=4)
+        return None
+    return TlsOptions(client_cert=(str(cert), str(key) if key else None))

@@ -43,6 +43,7 @@ from pymodelkit.pack.pipeline import pack as _pack
 from pymodelkit.registry.login import login as _login
 from pymodelkit.registry.login import logout as _logout
 from pymodelkit.registry.remote import info_remote, inspect_remote, list_remote, remove_remote
+from pymodelkit.registry.tls import TlsOptions, use_tls_options
 from pymodelkit.registry.transfer import pull as _pull
 from pymodelkit.registry.transfer import push as _push
 from pymodelkit.unpack.unpacker import unpack as _unpack
@@ -84,10 +85,13 @@ class KitCommandError(subprocess.CalledProcessError):
 
 
 @contextlib.contextmanager
-def _running(argv: Sequence[str]) -> Iterator[None]:
+def _running(argv: Sequence[str], tls: TlsOptions | None = None) -> Iterator[None]:
     logger.info("%% %s", shlex.join(argv))
     try:
-        yield
+        with contextlib.ExitStack() as scope:
+            if tls is not None:  # the client certificate of cert=/key= (or the environment), for every client
+                scope.enter_context(use_tls_options(tls))
+            yield
     except ModelKitError as exc:
         raise KitCommandError(argv, exc) from exc
 
@@ -132,7 +136,7 @@ def pack(repo_path_with_tag: str, working_directory: str | os.PathLike[str] = ".
 def push(repo_path_with_tag: str, **kwargs: Any) -> None:
     """``kit push``: push a ModelKit from the local store to its registry (credentials from ``login``)."""
     options = map_kwargs("push", kwargs)
-    with _running(["kit", "push", repo_path_with_tag, *options.argv()]):
+    with _running(["kit", "push", repo_path_with_tag, *options.argv()], options.tls):
         _push(repo_path_with_tag, store=options.store(), credentials=options.credentials(),
               plain_http=options.plain_http, tls_verify=options.tls_verify, concurrency=options.concurrency)
 
@@ -140,7 +144,7 @@ def push(repo_path_with_tag: str, **kwargs: Any) -> None:
 def pull(repo_path_with_tag: str, **kwargs: Any) -> None:
     """``kit pull``: pull a ModelKit (and its parents) from its registry into the local store."""
     options = map_kwargs("pull", kwargs)
-    with _running(["kit", "pull", repo_path_with_tag, *options.argv()]):
+    with _running(["kit", "pull", repo_path_with_tag, *options.argv()], options.tls):
         _pull(repo_path_with_tag, store=options.store(), credentials=options.credentials(),
               plain_http=options.plain_http, tls_verify=options.tls_verify, concurrency=options.concurrency)
 
@@ -155,7 +159,7 @@ def unpack(repo_path_with_tag: str, dir: str | os.PathLike[str], filters: Sequen
     argv = ["kit", "unpack", "--dir", os.fspath(dir), repo_path_with_tag]
     for item in filters or ():
         argv += ["--filter", item]
-    with _running([*argv, *options.argv()]):
+    with _running([*argv, *options.argv()], options.tls):
         _unpack(repo_path_with_tag, dir, filters=builtins.list(filters or ()), overwrite=options.flag("overwrite"),
                 store=options.store(), credentials=options.credentials(), plain_http=options.plain_http,
                 tls_verify=options.tls_verify)
@@ -171,7 +175,7 @@ def login(user: str, passwd: str, registry: str | None = "jozu.ml", **kwargs: An
         raise ValueError("kit login needs a registry (host[:port])")
     options = map_kwargs("login", kwargs)
     argv = ["kit", "login", registry, "--username", user, "--password-stdin", *options.argv()]
-    with _running(argv):
+    with _running(argv, options.tls):
         _login(registry, user, passwd, home=options.home, plain_http=options.plain_http,
                tls_verify=options.tls_verify)
 
@@ -187,7 +191,7 @@ def list(repo_path_without_tag: str | None = None, **kwargs: Any) -> str:
     """``kit list``: the table of ModelKits in the local store, or of a registry repository's tags (stripped)."""
     options = map_kwargs("list", kwargs)
     argv = ["kit", "list", *([repo_path_without_tag] if repo_path_without_tag else []), *options.argv()]
-    with _running(argv):
+    with _running(argv, options.tls):
         if repo_path_without_tag and not parse_reference(repo_path_without_tag)[0].is_local:
             rows = list_remote(repo_path_without_tag, credentials=options.credentials(),
                                plain_http=options.plain_http, tls_verify=options.tls_verify)
@@ -201,7 +205,7 @@ def inspect(repo_path_with_tag: str, remote: bool = False, **kwargs: Any) -> dic
     options = map_kwargs("inspect", kwargs)
     remote = remote or options.flag("remote")
     argv = ["kit", "inspect", repo_path_with_tag, *(["--remote"] if remote else []), *options.argv()]
-    with _running(argv):
+    with _running(argv, options.tls):
         if remote:
             text = inspect_remote(repo_path_with_tag, credentials=options.credentials(),
                                   plain_http=options.plain_http, tls_verify=options.tls_verify)
@@ -225,7 +229,7 @@ def info(repo_path_with_tag: str, filters: Sequence[str] | None = None, remote: 
     for item in filters or ():
         argv += ["--filter", item]
     argv += [*(["--remote"] if remote else []), *options.argv()]
-    with _running(argv):
+    with _running(argv, options.tls):
         if filters and not _INFO_FILTER_RE.fullmatch(filters[-1]):
             raise ModelKitError(f"invalid filter {filters[-1]!r}: use a field path such as .package.name")
         if remote:
@@ -253,7 +257,7 @@ def remove(repo_path_with_tag: str, remote: bool = False, **kwargs: Any) -> None
     remote = remote or options.flag("remote")
     argv = ["kit", "remove", repo_path_with_tag, *(["--remote"] if remote else []), *options.argv()]
     force = options.flag("force")
-    with _running(argv):
+    with _running(argv, options.tls):
         if remote:
             remove_remote(repo_path_with_tag, force=force, credentials=options.credentials(),
                           plain_http=options.plain_http, tls_verify=options.tls_verify)

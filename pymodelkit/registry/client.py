@@ -36,7 +36,14 @@ from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST
 from pymodelkit.registry.responses import check_response, redact_url, transport_failure
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, NO_RETRY_EXTENSION, RetryPolicy, RetryTransport
-from pymodelkit.registry.tls import SchemeTransport, plain_transport, ssl_context
+from pymodelkit.registry.tls import (
+    CaBundle,
+    ClientCert,
+    SchemeTransport,
+    plain_transport,
+    resolve_tls_options,
+    ssl_context,
+)
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
@@ -119,7 +126,12 @@ class RegistryClient:
             ``pymodelkit.registry.credentials.default_credentials`` (anonymous when there is none).
         plain_http: ``True`` for http, ``False`` for https only; ``None``: https, except that loopback registries
             fall back to http when they do not speak TLS (as Docker does), and ``PYMODELKIT_PLAIN_HTTP=1`` means http.
-        tls_verify: verify the server certificate. ca_bundle: a PEM file of extra trusted CA certificates.
+        tls_verify: verify the server certificate. ca_bundle: PEM file(s) of CA certificates trusted besides the
+            default ones. client_cert: the client certificate for mutual TLS, one PEM file holding certificate and
+            key or ``(certificate file, key file)``. Without them, those of an enclosing
+            :func:`~pymodelkit.registry.tls.use_tls_options` block; the client certificate then defaults to
+            ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY``. The files are checked readable here (NotFoundError,
+            ModelKitError naming the file), before any request.
         timeout_s: connect/read/write timeout of each request, seconds.
         retry: the request-level retry policy of idempotent requests.
         transport: replaces the HTTP transport (tests); retry still wraps it.
@@ -133,7 +145,8 @@ class RegistryClient:
         credentials: CredentialSource | None = None,
         plain_http: bool | None = None,
         tls_verify: bool = True,
-        ca_bundle: str | None = None,
+        ca_bundle: CaBundle | None = None,
+        client_cert: ClientCert | None = None,
         timeout_s: float = 60.0,
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         transport: httpx.BaseTransport | None = None,
@@ -147,6 +160,7 @@ class RegistryClient:
         if self._scheme is None and not is_loopback(self.host):
             self._scheme = "https"
         self._scheme_lock = threading.Lock()
+        tls_files = resolve_tls_options(ca_bundle=ca_bundle, client_cert=client_cert)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
 
         def through(proxy: str | None) -> httpx.BaseTransport:
@@ -154,7 +168,8 @@ class RegistryClient:
             on the first https request (registry/tls.py). An https proxy is a TLS peer for every request: verified."""
 
             def secure() -> httpx.BaseTransport:
-                verify = ssl_context(tls_verify=tls_verify, ca_bundle=ca_bundle, trust_env=trust_env)
+                verify = ssl_context(tls_verify=tls_verify, ca_bundle=tls_files.ca_files, trust_env=trust_env,
+                                     client_cert=tls_files.client_cert)
                 return httpx.HTTPTransport(verify=verify, limits=limits, proxy=proxy)
 
             if proxy is not None and proxy.lower().startswith("https://"):
@@ -469,11 +484,16 @@ def _verify_manifest_digest(subject: str, data: bytes, reference: str, header: s
 
 
 def _is_certificate_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the peer speaks TLS and the handshake failed over a certificate: one we do not trust, or
+    a TLS alert (it wants a client certificate, or refused ours). A plain-HTTP server sends neither."""
     current: BaseException | None = exc
     for _ in range(10):
         if current is None:
             return False
-        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(current):
+        text = str(current)
+        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+            return True
+        if isinstance(current, ssl.SSLError) and "ALERT" in (current.reason or text).upper():
             return True
         current = current.__cause__ or current.__context__
     return False

@@ -51,6 +51,7 @@ from pymodelkit.registry.upload import FileSpan, run_upload
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
+    from pymodelkit.registry.tls import CaBundle, ClientCert
 
 __all__ = ["RegistryEndpoint", "copy", "parse_endpoint_location"]
 
@@ -328,7 +329,8 @@ def copy(
     credentials: CredentialSource | None = None,
     plain_http: bool | None = None,
     tls_verify: bool = True,
-    ca_bundle: str | None = None,
+    ca_bundle: CaBundle | None = None,
+    client_cert: ClientCert | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     on_progress: ProgressCallback | None = None,
@@ -342,7 +344,7 @@ def copy(
             ``latest``. A destination reference by digest must match the source's digest.
         with_signatures: also copy the cosign ``sha256-<hex>.sig`` tag, the referrers and the referrers fallback
             index of the manifest.
-        credentials, plain_http, tls_verify, ca_bundle: as :class:`RegistryClient`, for both ends.
+        credentials, plain_http, tls_verify, ca_bundle, client_cert: as :class:`RegistryClient`, for both ends.
         concurrency: blobs in flight at once (an archive destination takes one at a time).
         chunk_bytes: blobs of at least this size go to a registry in PATCHes of this size.
         on_progress: per-blob events (key: short digest) and a ``total`` event; called from worker threads.
@@ -365,7 +367,8 @@ def copy(
     def client_for(registry: str) -> RegistryClient:
         if registry not in clients:
             clients[registry] = RegistryClient(registry, credentials=credentials, plain_http=plain_http,
-                                               tls_verify=tls_verify, ca_bundle=ca_bundle, retry=retry)
+                                               tls_verify=tls_verify, ca_bundle=ca_bundle, client_cert=client_cert,
+                                               retry=retry)
         return clients[registry]
 
     with contextlib.ExitStack() as stack:

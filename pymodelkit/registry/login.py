@@ -25,6 +25,7 @@ from pymodelkit.registry.credentials import (
     store_credential,
 )
 from pymodelkit.registry.responses import check_response, transport_failure
+from pymodelkit.registry.tls import CaBundle, ClientCert, TlsOptions, resolve_tls_options, ssl_context
 
 __all__ = ["PING_TIMEOUT_S", "login", "logout"]
 
@@ -41,6 +42,8 @@ def login(
     home: Path | None = None,
     plain_http: bool | None = None,
     tls_verify: bool = True,
+    ca_bundle: CaBundle | None = None,
+    client_cert: ClientCert | None = None,
 ) -> None:
     """Check ``username``/``password`` against ``registry`` and save them in kit's ``credentials.json``.
 
@@ -52,6 +55,8 @@ def login(
         plain_http: ``True``: http; ``False``: https only; ``None``: https, falling back to http for a loopback
             registry (``localhost``, ``127.0.0.0/8``, ``::1``) that does not speak TLS.
         tls_verify: verify the registry's certificate.
+        ca_bundle, client_cert: extra CA files and the client certificate, as for
+            :class:`~pymodelkit.registry.client.RegistryClient`.
 
     Raises:
         AuthError: the registry or its token server refused the credential (nothing is stored), or it is unusable.
@@ -62,10 +67,11 @@ def login(
     if ":" in username:
         raise AuthError(f"cannot log in to {registry}: a username must not contain ':'")
     credential = Credential(username=username, password=password) if username else Credential(identity_token=password)
+    tls_files = resolve_tls_options(ca_bundle=ca_bundle, client_cert=client_cert)
     try:
         if plain_http is None and settings.plain_http():
             plain_http = True
-        _ping(registry, credential, plain_http=plain_http, tls_verify=tls_verify)
+        _ping(registry, credential, plain_http=plain_http, tls_verify=tls_verify, tls_files=tls_files)
     except AuthError as exc:
         raise AuthError(f"cannot log in to {registry}: {exc.message}", **exc.details) from None
     path = store_credential(registry, credential, home)
@@ -79,14 +85,18 @@ def logout(registry: str, *, home: Path | None = None) -> bool:
     return removed
 
 
-def _ping(registry: str, credential: Credential, *, plain_http: bool | None, tls_verify: bool) -> None:
+def _ping(
+    registry: str, credential: Credential, *, plain_http: bool | None, tls_verify: bool, tls_files: TlsOptions
+) -> None:
     host = "registry-1.docker.io" if registry.lower() in DOCKER_HUB_HOSTS else registry
     loopback = is_loopback(host)
     schemes = ["http"] if plain_http else ["https", "http"] if plain_http is None and loopback else ["https"]
     auth = RegistryAuth(registry, ExplicitCredentials(credential))
+    verify = ssl_context(tls_verify=tls_verify, ca_bundle=tls_files.ca_files, trust_env=not loopback,
+                         client_cert=tls_files.client_cert)
     with httpx.Client(
         auth=auth,
-        verify=tls_verify,
+        verify=verify,
         timeout=PING_TIMEOUT_S,
         trust_env=not loopback,  # proxies from the environment, but never for a loopback registry
         follow_redirects=False,

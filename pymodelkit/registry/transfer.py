@@ -39,6 +39,7 @@ from pymodelkit.store.ingest import BlobWriter
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
+    from pymodelkit.registry.tls import CaBundle, ClientCert
     from pymodelkit.signing.verification import ManifestVerifier
 
 __all__ = [
@@ -134,7 +135,8 @@ def push(
     credentials: CredentialSource | None = None,
     plain_http: bool | None = None,
     tls_verify: bool = True,
-    ca_bundle: str | None = None,
+    ca_bundle: CaBundle | None = None,
+    client_cert: ClientCert | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     on_progress: ProgressCallback | None = None,
@@ -147,7 +149,7 @@ def push(
         destination: where to push; default: ``reference`` itself. No tag means ``latest``.
         store: the local store; default: the one under ``KITOPS_HOME``.
         credentials: the credential source; default: the documented chain.
-        plain_http, tls_verify, ca_bundle: as :class:`RegistryClient`.
+        plain_http, tls_verify, ca_bundle, client_cert: as :class:`RegistryClient`.
         concurrency: blobs in flight at once (at least 1).
         chunk_bytes: blobs of at least this size are sent in PATCH chunks of this size; smaller ones in one PUT.
         on_progress: per-blob events (key: short digest) and a ``total`` event; called from worker threads.
@@ -175,7 +177,7 @@ def push(
             reference=str(target),
         )
     with RegistryClient(target.registry, credentials=credentials, plain_http=plain_http, tls_verify=tls_verify,
-                        ca_bundle=ca_bundle, retry=retry) as client:
+                        ca_bundle=ca_bundle, client_cert=client_cert, retry=retry) as client:
         plan = plan_push(client, store, source, target, manifest, manifest_digest=descriptor.digest,
                          concurrency=concurrency)
         outcome = _run_push(client, store, plan, concurrency=concurrency, chunk_bytes=chunk_bytes,
@@ -232,7 +234,8 @@ def pull(
     credentials: CredentialSource | None = None,
     plain_http: bool | None = None,
     tls_verify: bool = True,
-    ca_bundle: str | None = None,
+    ca_bundle: CaBundle | None = None,
+    client_cert: ClientCert | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_progress: ProgressCallback | None = None,
     retry: RetryPolicy = DEFAULT_RETRY_POLICY,
@@ -269,7 +272,8 @@ def pull(
     def client_for(registry: str) -> RegistryClient:
         if registry not in clients:
             clients[registry] = RegistryClient(registry, credentials=credentials, plain_http=plain_http,
-                                               tls_verify=tls_verify, ca_bundle=ca_bundle, retry=retry)
+                                               tls_verify=tls_verify, ca_bundle=ca_bundle, client_cert=client_cert,
+                                               retry=retry)
         return clients[registry]
 
     def pull_one(target: Reference, check: ManifestVerifier | None = None) -> PullResult:

@@ -7,25 +7,16 @@ hashes them itself (made to apply to these few-MiB blobs by lowering its thresho
 
 from __future__ import annotations
 
-import contextlib
-import datetime
-import ipaddress
 import logging
 import os
 import random
 import secrets
-import socket
-import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from pymodelkit.errors import DigestMismatchError
 from pymodelkit.oci.descriptor import Descriptor
@@ -39,6 +30,7 @@ from pymodelkit.store import LocalStore, directio, ingest
 from tests.support.directio import direct_io_available
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import TestRegistry
+from tests.support.tlsfront import TestPki, tls_front
 
 FAST = RetryPolicy(attempts=6, base_delay_s=0.01, max_delay_s=0.05, budget_s=20.0)
 MEDIA = "application/vnd.kitops.modelkit.model.v1.tar"
@@ -220,90 +212,17 @@ def test_several_large_blobs_at_once_on_one_client(
 # ----- TLS: the socket is an ssl.SSLSocket -------------------------------------------------------------------------
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-@contextlib.contextmanager
-def _tls_front(upstream: tuple[str, int], cert: Path, key: Path) -> Iterator[str]:
-    """A TLS terminator on a free loopback port relaying each connection to the plain-HTTP registry."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-    sockets: list[socket.socket] = []
-
-    def pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(256 * 1024):
-                sink.sendall(data)
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                raw, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                client = context.wrap_socket(raw, server_side=True)
-            except (OSError, ssl.SSLError):
-                raw.close()
-                continue
-            client.settimeout(10)
-            backend = socket.create_connection(upstream, timeout=10)
-            sockets.extend((client, backend))
-            for source, sink in ((client, backend), (backend, client)):
-                thread = threading.Thread(target=pump, args=(source, sink), daemon=True)
-                thread.start()
-                threads.append(thread)
-
-    acceptor = threading.Thread(target=serve, daemon=True)
-    acceptor.start()
-    try:
-        yield f"127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        acceptor.join()
-        listener.close()
-        for thread in threads:
-            thread.join(timeout=5)
-        for sock in sockets:
-            sock.close()
-
-
 def test_a_large_blob_over_tls_is_read_from_the_ssl_socket(
     registry: TestRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture, writer_kind: str
 ) -> None:
     data = os.urandom(4 * MIB + 1)
     repo, desc = _upload(registry, tmp_path, data)
-    cert, key = _self_signed(tmp_path)
+    pki = TestPki(tmp_path / "pki")
     host, port = registry.host.rsplit(":", 1)
     store = LocalStore(tmp_path / "home")
     caplog.set_level(logging.DEBUG, logger=download.__name__)
-    with _tls_front((host, int(port)), cert, key) as front, \
-            RegistryClient(front, plain_http=False, ca_bundle=str(cert), trust_env=False) as client:
+    with tls_front((host, int(port)), pki.server()) as front, \
+            RegistryClient(front, plain_http=False, ca_bundle=str(pki.ca), trust_env=False) as client:
         assert client.base_url == f"https://{front}"
         assert download_blob(client, repo, desc, store, retry=FAST) is True
         client.ping()

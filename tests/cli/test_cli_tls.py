@@ -1,0 +1,189 @@
+"""kit's network TLS flags on the CLI: ``--tls-cert`` (repeatable extra CAs), ``--cert``/``--key`` (mutual TLS) and
+``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY`` overriding them, against a real registry behind a TLS terminator."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pymodelkit.cli.main import main
+from tests.support.tlsfront import RelativeUrlRegistry, TestPki, tls_front
+
+pytestmark = pytest.mark.integration
+
+KITFILE = "manifestVersion: 1.0.0\npackage:\n  name: tls\nmodel:\n  name: m\n  path: model.bin\n"
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A plain-HTTP registry answering relative upload Locations (pushes work through the TLS front)."""
+    process = RelativeUrlRegistry(tmp_path_factory.mktemp("tls-registry"))
+    process.start()
+    try:
+        yield "127.0.0.1", process.port
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return TestPki(tmp_path_factory.mktemp("pki"), "registry")
+
+
+@pytest.fixture(scope="module")
+def other_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return TestPki(tmp_path_factory.mktemp("other-pki"), "other")
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _packed(tmp_path: Path, capsys: pytest.CaptureFixture[str], tag: str) -> str:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "model.bin").write_bytes(os.urandom(4096))
+    (src / "Kitfile").write_text(KITFILE)
+    code, out, err = _run(capsys, "pack", str(src), "-t", tag)
+    assert code == 0, err
+    return out.split()[-1]
+
+
+def _stored_files(home: Path) -> list[Path]:
+    return [p for p in (home / "storage").rglob("*") if p.is_file()] if (home / "storage").exists() else []
+
+
+def test_push_and_pull_trust_the_registry_through_tls_cert(
+    upstream: tuple[str, int], pki: TestPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = _packed(tmp_path, capsys, "tls/a:v1")
+    other = tmp_path / "other-home"
+    with tls_front(upstream, pki.server()) as front:
+        ref = f"{front}/tls/a:v1"
+        code, out, err = _run(capsys, "push", "tls/a:v1", ref)
+        assert code == 11 and out == ""
+        assert len(err.splitlines()) == 1 and "CERTIFICATE_VERIFY_FAILED" in err and front in err
+
+        code, out, err = _run(capsys, "push", "--tls-cert", str(pki.ca), "tls/a:v1", ref)
+        assert code == 0, err
+        assert out == f"Pushed {digest}\n"
+
+        code, out, err = _run(capsys, "--config", str(other), "pull", ref)
+        assert code == 11 and out == ""
+        assert len(err.splitlines()) == 1 and "CERTIFICATE_VERIFY_FAILED" in err
+        assert _stored_files(other) == []
+
+        code, out, err = _run(capsys, "--config", str(other), "pull", "--tls-cert", str(pki.ca), ref)
+        assert code == 0, err
+        assert out == f"Pulled {digest}\n"
+    code, out, _ = _run(capsys, "--config", str(other), "inspect", ref)
+    assert code == 0 and digest in out
+
+
+def test_the_right_ca_among_several_tls_certs_is_enough(
+    upstream: tuple[str, int], pki: TestPki, other_pki: TestPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = _packed(tmp_path, capsys, "tls/b:v1")
+    with tls_front(upstream, pki.server()) as front:
+        ref = f"{front}/tls/b:v1"
+        code, _, err = _run(capsys, "push", "--tls-cert", str(other_pki.ca), "tls/b:v1", ref)
+        assert code == 11 and "CERTIFICATE_VERIFY_FAILED" in err
+        code, out, err = _run(capsys, "push", "--tls-cert", str(other_pki.ca), "--tls-cert", str(pki.ca),
+                              "tls/b:v1", ref)
+        assert code == 0, err
+        assert out == f"Pushed {digest}\n"
+        code, out, err = _run(capsys, "--config", str(tmp_path / "h2"), "pull", "--tls-cert", str(other_pki.ca),
+                              "--tls-cert", str(pki.ca), ref)
+        assert code == 0, err
+        assert out == f"Pulled {digest}\n"
+
+
+def test_mutual_tls_with_cert_and_key_and_their_environment_overrides(
+    upstream: tuple[str, int], pki: TestPki, other_pki: TestPki, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    digest = _packed(tmp_path, capsys, "tls/c:v1")
+    good, stranger = pki.client("good"), other_pki.client("stranger")  # the front trusts pki's clients only
+    ca = ("--tls-cert", str(pki.ca))
+    with tls_front(upstream, pki.server(), client_ca=pki.ca) as front:
+        ref = f"{front}/tls/c:v1"
+        code, out, err = _run(capsys, "push", *ca, "tls/c:v1", ref)
+        assert code == 11 and out == "" and len(err.splitlines()) == 1 and front in err
+        assert "CERTIFICATE_REQUIRED" in err and f"https://{front}" in err  # the cause, not a fall back to http
+
+        code, out, err = _run(capsys, "push", *ca, "--cert", str(good.cert), "--key", str(good.key), "tls/c:v1", ref)
+        assert code == 0, err
+        assert out == f"Pushed {digest}\n"
+
+        home = tmp_path / "pulled"
+        code, out, err = _run(capsys, "--config", str(home), "pull", *ca, "--cert", str(stranger.cert),
+                              "--key", str(stranger.key), ref)
+        assert code == 11 and len(err.splitlines()) == 1
+        assert _stored_files(home) == []
+        code, out, err = _run(capsys, "--config", str(home), "pull", *ca, "--cert", str(good.combined()), ref)
+        assert code == 0, err  # one PEM file holding certificate and key
+        assert out == f"Pulled {digest}\n"
+
+        # KITOPS_CLIENT_CERT/KITOPS_CLIENT_KEY, when set, replace --cert/--key (kitops-modelkit.md §5.1)
+        monkeypatch.setenv("KITOPS_CLIENT_CERT", str(good.cert))
+        monkeypatch.setenv("KITOPS_CLIENT_KEY", str(good.key))
+        code, out, err = _run(capsys, "--config", str(tmp_path / "env"), "pull", *ca, ref)
+        assert code == 0, err
+        code, out, err = _run(capsys, "--config", str(tmp_path / "env-wins"), "pull", *ca,
+                              "--cert", str(stranger.cert), "--key", str(stranger.key), ref)
+        assert code == 0, err
+        assert out == f"Pulled {digest}\n"
+        monkeypatch.setenv("KITOPS_CLIENT_CERT", str(stranger.cert))
+        monkeypatch.setenv("KITOPS_CLIENT_KEY", str(stranger.key))
+        code, out, err = _run(capsys, "--config", str(tmp_path / "env-loses"), "pull", *ca,
+                              "--cert", str(good.cert), "--key", str(good.key), ref)
+        assert code == 11 and len(err.splitlines()) == 1
+        assert _stored_files(tmp_path / "env-loses") == []
+
+
+def test_unreadable_tls_files_fail_before_any_request(
+    pki: TestPki, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "nowhere" / "client.pem"
+    ref = "127.0.0.1:1/tls/d:v1"  # nothing listens on port 1: a request would fail with exit 11
+    home = tmp_path / "home"
+    code, out, err = _run(capsys, "--config", str(home), "pull", "--cert", str(missing), ref)
+    assert (code, out) == (5, "")
+    assert err == f"pymodelkit: error: cannot read the --cert file {missing}: no such file\n"
+    client = pki.client()
+    code, _, err = _run(capsys, "--config", str(home), "pull", "--cert", str(client.cert), "--key", str(missing), ref)
+    assert code == 5 and err == f"pymodelkit: error: cannot read the --key file {missing}: no such file\n"
+
+    code, _, err = _run(capsys, "--config", str(home), "pull", "--tls-cert", str(missing), ref)
+    assert code == 2 and f"Invalid value for '--tls-cert': File '{missing}' does not exist." in err
+
+    code, _, err = _run(capsys, "--config", str(home), "pull", "--key", str(client.key), ref)
+    assert code == 2 and "Error: --key needs a client certificate: give --cert (or set KITOPS_CLIENT_CERT)" in err
+
+    # the variable overrides --cert; its file is checked when the first client is made, so local commands still work
+    monkeypatch.setenv("KITOPS_CLIENT_CERT", str(missing))
+    code, _, err = _run(capsys, "--config", str(home), "pull", "--cert", str(client.cert), ref)
+    assert code == 5 and err == f"pymodelkit: error: cannot read the KITOPS_CLIENT_CERT file {missing}: no such file\n"
+    assert _stored_files(home) == []
+    code, out, err = _run(capsys, "--config", str(home), "list")
+    assert code == 0 and err == "" and out.startswith("REPOSITORY")
+    monkeypatch.delenv("KITOPS_CLIENT_CERT")
+    monkeypatch.setenv("KITOPS_CLIENT_KEY", str(client.key))
+    code, _, err = _run(capsys, "--config", str(home), "pull", ref)
+    assert code == 1
+    assert err == ("pymodelkit: error: KITOPS_CLIENT_KEY is set but KITOPS_CLIENT_CERT is not: a client key needs its "
+                   "certificate\n")
+
+
+def test_sign_and_verify_keep_their_own_key_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("sign", "verify", "pull"):
+        code, out, _ = _run(capsys, command, "--help")
+        assert code == 0 and "--tls-cert PATH" in out
+        assert ("--cert PATH" in out) == (command == "pull")
+    code, out, _ = _run(capsys, "sign", "--help")
+    assert "The private key file" in out
