@@ -7,6 +7,7 @@ import sys
 import click
 
 from pymodelkit.cli.context import get_state
+from pymodelkit.cli.options import client_tls_options
 from pymodelkit.errors import AuthError
 from pymodelkit.registry.login import login, logout
 
@@ -19,15 +20,9 @@ __all__ = ["login_command", "logout_command"]
 @click.option("-p", "--password", default="", help="Registry password or token (insecure: prefer --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password or token from stdin.")
 @click.option("--plain-http", is_flag=True, default=None, help="Use plain HTTP instead of HTTPS.")
-@click.option(
-    "--tls-verify",
-    type=click.BOOL,
-    default=True,
-    is_flag=False,
-    flag_value=True,
-    show_default=True,
-    help="Verify the registry's TLS certificate (--tls-verify=false to skip).",
-)
+@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True,
+              help="Verify the registry's TLS certificate (kit's --tls-verify=false is --no-tls-verify).")
+@client_tls_options
 def login_command(
     registry: str, username: str, password: str, password_stdin: bool, plain_http: bool | None, tls_verify: bool
 ) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -13,7 +12,13 @@ import click
 from pymodelkit import settings
 from pymodelkit.registry.tls import TlsOptions, check_tls_file, use_tls_options
 
-__all__ = ["network_tls_options", "plain_http_setting", "tls_options"]
+__all__ = [
+    "client_tls_options",
+    "network_tls_options",
+    "plain_http_setting",
+    "tls_options",
+    "tls_options_without_client_cert",
+]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -22,28 +27,47 @@ _OWN = ("tls_certs", "client_cert", "client_key")
 
 
 def tls_options(command: _F) -> _F:
-    """Add ``--plain-http``, ``--tls-verify/--no-tls-verify`` (default on), ``--tls-cert PATH`` (repeatable),
-    ``--cert PATH`` and ``--key PATH`` to ``command``.
+    """Add ``--plain-http``, ``--tls-verify/--no-tls-verify`` (default on) and :func:`client_tls_options`'s
+    ``--tls-cert``, ``--cert`` and ``--key`` to ``command``. The function receives ``plain_http`` and ``tls_verify``."""
+    return _with_flags(command, client_cert_flags=True)
 
-    The function receives ``plain_http`` and ``tls_verify``. The other three are handled here: resolved with
+
+def tls_options_without_client_cert(command: _F) -> _F:
+    """:func:`tls_options` without ``--cert``/``--key``, for a command whose ``--key`` is another key (``sign``,
+    ``verify``: cosign's signing and public keys); its client certificate can come from
+    ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY``."""
+    return _with_flags(command, client_cert_flags=False)
+
+
+def client_tls_options(command: _F) -> _F:
+    """Add ``--tls-cert PATH`` (repeatable), ``--cert PATH`` and ``--key PATH`` to ``command`` (``login``, whose
+    ``--plain-http``/``--tls-verify`` are its own). They are handled here: resolved with
     ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY`` (which, when set, replace ``--cert``/``--key``, as kit's do), checked
     (:func:`network_tls_options`), and given to every registry client the command makes
-    (``pymodelkit.registry.tls.use_tls_options``).
-    A command whose function takes a ``key`` or ``keys`` parameter of its own (``sign``, ``verify``: cosign's
-    ``--key``) gets no ``--cert``/``--key``; its client certificate can come from the two variables.
-    """
-    own_key = bool({"key", "keys"} & set(inspect.signature(command).parameters))
-    options = [
+    (``pymodelkit.registry.tls.use_tls_options``); the function never sees them."""
+    return _with_client_files(command, client_cert_flags=True)
+
+
+def _with_flags(command: _F, *, client_cert_flags: bool) -> _F:
+    wrapped: Any = _with_client_files(command, client_cert_flags=client_cert_flags)
+    for option in reversed([
         click.option("--plain-http", is_flag=True, default=False,
                      help="Use plain HTTP (loopback registries fall back to it without this flag)."),
         click.option("--tls-verify/--no-tls-verify", default=True, show_default=True,
                      help="Verify the registry's TLS certificate."),
+    ]):
+        wrapped = option(wrapped)
+    return cast(_F, wrapped)
+
+
+def _with_client_files(command: _F, *, client_cert_flags: bool) -> _F:
+    options = [
         click.option("--tls-cert", "tls_certs", multiple=True, metavar="PATH",
                      type=click.Path(exists=True, dir_okay=False),
                      help="A PEM file of CA certificates to trust for the registry, besides the system ones "
                           "(repeatable)."),
     ]
-    if not own_key:
+    if client_cert_flags:
         options += [
             click.option("--cert", "client_cert", metavar="PATH", type=click.Path(dir_okay=False), default=None,
                          help="Client certificate (PEM) for registries that require one; KITOPS_CLIENT_CERT "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from pymodelkit.cli.context import get_state
-from pymodelkit.cli.options import plain_http_setting, tls_options
+from pymodelkit.cli.options import plain_http_setting, tls_options_without_client_cert
 from pymodelkit.errors import SigningKeyError
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def generate_key_pair_command(prefix: str, no_password: bool, cosign_format: boo
               help="Also attach a sigstore bundle as an OCI 1.1 referrer (cosign v3's format).")
 @click.option("--legacy/--no-legacy", default=True, show_default=True,
               help="Append the signature to the sha256-<hex>.sig tag (read by cosign 1.x, 2.x and 3.x).")
-@tls_options
+@tls_options_without_client_cert
 def sign_command(
     reference: str, key: Path, annotations: tuple[str, ...], bundle: bool, legacy: bool, plain_http: bool,
     tls_verify: bool,
@@ -152,7 +152,7 @@ def sign_command(
 @click.option("--key", "keys", required=True, multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="A public key file (PEM); repeatable: a signature by any one of them will do.")
 @annotation_options
-@tls_options
+@tls_options_without_client_cert
 def verify_command(
     reference: str, keys: tuple[Path, ...], annotations: tuple[str, ...], plain_http: bool, tls_verify: bool
 ) -> None:

@@ -21,6 +21,7 @@ import re
 import shlex
 import subprocess
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from pymodelkit.pack.pipeline import pack as _pack
 from pymodelkit.registry.login import login as _login
 from pymodelkit.registry.login import logout as _logout
 from pymodelkit.registry.remote import info_remote, inspect_remote, list_remote, remove_remote
-from pymodelkit.registry.tls import TlsOptions, use_tls_options
+from pymodelkit.registry.tls import TlsOptions, current_tls_options, use_tls_options
 from pymodelkit.registry.transfer import pull as _pull
 from pymodelkit.registry.transfer import push as _push
 from pymodelkit.unpack.unpacker import unpack as _unpack
@@ -90,7 +91,7 @@ def _running(argv: Sequence[str], tls: TlsOptions | None = None) -> Iterator[Non
     try:
         with contextlib.ExitStack() as scope:
             if tls is not None:  # the client certificate of cert=/key= (or the environment), for every client
-                scope.enter_context(use_tls_options(tls))
+                scope.enter_context(use_tls_options(replace(current_tls_options(), client_cert=tls.client_cert)))
             yield
     except ModelKitError as exc:
         raise KitCommandError(argv, exc) from exc

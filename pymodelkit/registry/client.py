@@ -56,6 +56,7 @@ __all__ = [
     "FetchedManifest",
     "RegistryClient",
     "delete_scope",
+    "is_certificate_error",
     "is_loopback",
     "pull_scope",
     "push_scope",
@@ -441,7 +442,7 @@ class RegistryClient:
         try:
             self._client.send(request, auth=None).close()
         except httpx.TransportError as exc:
-            if _is_certificate_error(exc):  # it speaks TLS, with a certificate we do not trust: say so, over https
+            if is_certificate_error(exc):  # it speaks TLS, with a certificate we do not trust: say so, over https
                 return "https"
             logger.debug("%s does not answer https (%s): using plain http", self.host, type(exc).__name__)
             return "http"
@@ -483,7 +484,7 @@ def _verify_manifest_digest(subject: str, data: bytes, reference: str, header: s
     return computed["sha256"]
 
 
-def _is_certificate_error(exc: BaseException) -> bool:
+def is_certificate_error(exc: BaseException) -> bool:
     """Whether ``exc`` says the peer speaks TLS and the handshake failed over a certificate: one we do not trust, or
     a TLS alert (it wants a client certificate, or refused ours). A plain-HTTP server sends neither."""
     current: BaseException | None = exc

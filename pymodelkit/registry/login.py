@@ -16,7 +16,7 @@ from pymodelkit import settings
 from pymodelkit._version import __version__
 from pymodelkit.errors import AuthError
 from pymodelkit.registry.auth import SCOPES_EXTENSION, RegistryAuth
-from pymodelkit.registry.client import is_loopback
+from pymodelkit.registry.client import is_certificate_error, is_loopback
 from pymodelkit.registry.credentials import (
     DOCKER_HUB_HOSTS,
     Credential,
@@ -107,7 +107,7 @@ def _ping(
             try:
                 response = client.get(url, extensions={SCOPES_EXTENSION: ()})
             except httpx.TransportError as exc:
-                if index + 1 < len(schemes):
+                if index + 1 < len(schemes) and not is_certificate_error(exc):  # TLS that refused us is not http
                     logger.debug("%s does not answer https (%s): trying http", host, type(exc).__name__)
                     continue
                 raise transport_failure(exc, registry=registry) from exc

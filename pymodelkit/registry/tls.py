@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import logging
 import os
 import ssl
 import threading
@@ -42,11 +43,14 @@ __all__ = [
     "SchemeTransport",
     "TlsOptions",
     "check_tls_file",
+    "current_tls_options",
     "plain_transport",
     "resolve_tls_options",
     "ssl_context",
     "use_tls_options",
 ]
+
+logger = logging.getLogger(__name__)
 
 StrPath: TypeAlias = "str | os.PathLike[str]"
 CaBundle: TypeAlias = "StrPath | Sequence[StrPath]"
@@ -65,6 +69,11 @@ class TlsOptions:
 
 
 _SCOPE: contextvars.ContextVar[TlsOptions | None] = contextvars.ContextVar("pymodelkit_tls_options", default=None)
+
+
+def current_tls_options() -> TlsOptions:
+    """The options of the innermost :func:`use_tls_options` block (empty outside any)."""
+    return _SCOPE.get() or TlsOptions()
 
 
 @contextlib.contextmanager
@@ -120,6 +129,9 @@ def resolve_tls_options(*, ca_bundle: CaBundle | None = None, client_cert: Clien
         check_tls_file(pair[0], what=names[0])
         if pair[1] is not None:
             check_tls_file(pair[1], what=names[1])
+        elif not _holds_private_key(pair[0]):
+            raise ModelKitError(f"the client certificate {pair[0]} holds no private key: give its key file too "
+                                "(--key, KITOPS_CLIENT_KEY)", path=pair[0])
     return TlsOptions(ca_files=ca_files, client_cert=pair)
 
 
@@ -154,7 +166,7 @@ def _cached_context(
     client_cert: tuple[str, str | None] | None,
     trust_env: bool,
     environment: tuple[str | None, str | None],
-    stamps: tuple[tuple[int, int, int], ...],
+    stamps: tuple[tuple[int, int, int, int, int], ...],
 ) -> ssl.SSLContext:
     del environment, stamps  # part of the cache key only: httpx reads the variables itself, OpenSSL the files
     context = httpx.create_ssl_context(verify=tls_verify, trust_env=trust_env)
@@ -199,16 +211,29 @@ def _environment_client_cert() -> tuple[str, str | None] | None:
             raise ModelKitError("KITOPS_CLIENT_KEY is set but KITOPS_CLIENT_CERT is not: a client key needs its "
                                 "certificate")
         return None
+    if key is None and not _holds_private_key(cert):
+        # kit uses the pair only when both are set: a certificate exported for another tool must not break https
+        logger.warning("KITOPS_CLIENT_CERT is set without KITOPS_CLIENT_KEY and %s holds no key: not using it", cert)
+        return None
     return cert, key
 
 
-def _stamp(name: str) -> tuple[int, int, int]:
+def _holds_private_key(name: str) -> bool:
+    """Whether the PEM file ``name`` holds a private key block (a certificate file given without its key file)."""
+    try:
+        with open(name, "rb") as handle:
+            return b"PRIVATE KEY-----" in handle.read(1 << 20)
+    except OSError:
+        return True  # let the caller's check name the unreadable file
+
+
+def _stamp(name: str) -> tuple[int, int, int, int, int]:
     try:
         stat = os.stat(name)
     except OSError:
         check_tls_file(name, what="TLS")  # raises, naming the file
         raise
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns  # ctime: also a same-size edit
 
 
 def _reason(exc: OSError) -> str:

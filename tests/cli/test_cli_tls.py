@@ -187,3 +187,19 @@ def test_sign_and_verify_keep_their_own_key_flag(capsys: pytest.CaptureFixture[s
         assert ("--cert PATH" in out) == (command == "pull")
     code, out, _ = _run(capsys, "sign", "--help")
     assert "The private key file" in out
+
+
+def test_login_takes_the_network_flags(
+    upstream: tuple[str, int], pki: TestPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """login checks the credentials over TLS with the same --tls-cert/--cert/--key as the other network commands."""
+    good = pki.client("login")
+    home = tmp_path / "login-home"
+    with tls_front(upstream, pki.server(), client_ca=pki.ca) as front:
+        code, out, err = _run(capsys, "--config", str(home), "login", "-u", "u", "-p", "p", front)
+        error = err.splitlines()[-1]  # after kit's warning about -p
+        assert code != 0 and out == "" and "CERTIFICATE_VERIFY_FAILED" in error and f"https://{front}" in error
+        code, out, err = _run(capsys, "--config", str(home), "login", "-u", "u", "-p", "p", "--tls-cert", str(pki.ca),
+                              "--cert", str(good.cert), "--key", str(good.key), front)
+        assert (code, out) == (0, "Log in successful\n"), err
+    assert front in (home / "credentials.json").read_text()

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from pymodelkit.cli.auth import login_command, logout_command
 from pymodelkit.cli.context import CliState
-from pymodelkit.cli.main import EXIT_CODES
+from pymodelkit.cli.main import EXIT_CODES, _kit_spellings
 from pymodelkit.errors import AuthError, RegistryError
 from pymodelkit.registry.auth import SCOPES_EXTENSION, RegistryAuth
 from pymodelkit.registry.credentials import Credential, default_credentials
@@ -187,10 +187,10 @@ def test_cli_empty_password_stdin_fails() -> None:
 
 def test_cli_plain_http_and_tls_verify_flags(registry_basic: TestRegistry, clean_environ: Path) -> None:
     username, password = _creds(registry_basic)
-    result = CliRunner().invoke(
-        login_command,
-        [registry_basic.host, "-u", username, "--password-stdin", "--plain-http", "--tls-verify=false"],
-        input=password,
-    )
+    # kit's spelling, as the CLI's entry point rewrites it for every command (login included)
+    given = [registry_basic.host, "-u", username, "--password-stdin", "--plain-http", "--tls-verify=false"]
+    args = _kit_spellings(given)
+    assert args[-1] == "--no-tls-verify"
+    result = CliRunner().invoke(login_command, args, input=password)
     assert (result.exit_code, result.stdout) == (0, "Log in successful\n")
     assert (clean_environ / "kitops" / "credentials.json").exists()

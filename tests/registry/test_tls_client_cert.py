@@ -220,3 +220,55 @@ def test_compat_pull_takes_cert_and_key_and_the_environment_overrides_them(
     with pytest.warns(UserWarning, match="kit pull: option 'key' has no effect without 'cert'"), \
             pytest.raises(KitCommandError):
         kit.pull("localhost/w:v1", key=str(good.key), config=str(tmp_path / "d"))  # fails at once: no port
+
+
+def test_compat_keeps_the_ca_files_of_an_enclosing_scope(
+    pushed: Pushed, mtls_front: str, pki: TestPki, clients: tuple[CertFiles, CertFiles], tmp_path: Path
+) -> None:
+    """cert=/key= add the client certificate to an enclosing use_tls_options block; they do not drop its CA files."""
+    good, _ = clients
+    ref = f"{mtls_front}/{pushed.repository}"
+    with use_tls_options(TlsOptions(ca_files=(str(pki.ca),))):
+        kit.pull(ref, cert=str(good.cert), key=str(good.key), config=str(tmp_path / "scoped"))
+    assert _digest_in(tmp_path / "scoped", ref) == pushed.digest
+
+
+def test_a_certificate_without_its_key(
+    pki: TestPki, clients: tuple[CertFiles, CertFiles], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Given directly, a certificate file that holds no key is refused in one line; KITOPS_CLIENT_CERT alone, as kit
+    does, is not used (a certificate exported for another tool must not break every https request)."""
+    good, _ = clients
+    with pytest.raises(ModelKitError) as refused:
+        resolve_tls_options(client_cert=good.cert)
+    assert str(refused.value) == (f"the client certificate {good.cert} holds no private key: give its key file too "
+                                  "(--key, KITOPS_CLIENT_KEY)")
+    assert resolve_tls_options(client_cert=good.combined()).client_cert == (str(good.combined()), None)
+    monkeypatch.setenv("KITOPS_CLIENT_CERT", str(good.cert))
+    monkeypatch.delenv("KITOPS_CLIENT_KEY", raising=False)
+    with caplog.at_level("WARNING", logger="pymodelkit.registry.tls"):
+        assert resolve_tls_options().client_cert is None
+    assert "KITOPS_CLIENT_CERT is set without KITOPS_CLIENT_KEY" in caplog.text
+
+
+def test_a_certificate_rewritten_in_place_gets_a_new_context(
+    clients: tuple[CertFiles, CertFiles], tmp_path: Path
+) -> None:
+    """The memoized context follows the files: the same size and mtime, other bytes (``cp -p``) still make a new one."""
+    good, stranger = clients
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_bytes(good.cert.read_bytes())
+    key.write_bytes(good.key.read_bytes())
+    first = ssl_context(tls_verify=True, ca_bundle=None, trust_env=False, client_cert=(cert, key))
+    assert ssl_context(tls_verify=True, ca_bundle=None, trust_env=False, client_cert=(cert, key)) is first
+    times = os.stat(cert)
+    data = stranger.cert.read_bytes()
+    if len(data) == times.st_size:
+        cert.write_bytes(data)
+        key.write_bytes(stranger.key.read_bytes())
+        os.utime(cert, ns=(times.st_atime_ns, times.st_mtime_ns))
+    else:  # sizes differ: the test still proves a rewrite is noticed
+        cert.write_bytes(data)
+        key.write_bytes(stranger.key.read_bytes())
+    assert ssl_context(tls_verify=True, ca_bundle=None, trust_env=False, client_cert=(cert, key)) is not first
