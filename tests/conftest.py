@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import ENV_REGISTRY, AuthMode, RegistryUnavailable, TestRegistry, registry_server
+from tests.support.tlsfront import TestPki
 
 _CLEARED_PREFIXES = ("JOZU_", "PYMODELKIT_", "KITOPS_")
 _CLEARED = ("SOURCE_DATE_EPOCH", "DOCKER_CONFIG", "REGISTRY_AUTH_FILE")
@@ -138,3 +139,15 @@ def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
     finally:
         for proxy in proxies:
             proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    """A CA (with server and client certificates on demand) for the TLS tests of one module."""
+    return TestPki(tmp_path_factory.mktemp("pki"), "registry")
+
+
+@pytest.fixture(scope="module")
+def other_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    """A second, unrelated CA: certificates the registry's side does not trust."""
+    return TestPki(tmp_path_factory.mktemp("other-pki"), "other")

@@ -298,17 +298,20 @@ def _close_iterator(raw: Iterator[bytes]) -> None:
 
 def _body_socket(response: httpx.Response, declared: int | None) -> socket.socket | None:
     """The socket to read the body of ``response`` from (see the module docstring), or ``None``."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity") or declared is None or declared < _DIRECT_MIN_BYTES:
+    if not _unencoded(response) or declared is None or declared < _DIRECT_MIN_BYTES:
         return None
     return _direct_socket(response)
+
+
+def _unencoded(response: httpx.Response) -> bool:
+    """Whether the body is the blob's bytes as stored (no ``Content-Encoding``, or ``identity``)."""
+    return response.headers.get("content-encoding", "identity").strip().lower() in ("", "identity")
 
 
 def _body(response: httpx.Response, declared: int | None) -> Generator[_Piece, None, None]:
     """The body of ``response`` in pieces: from the socket (see the module docstring) when it can be, else from
     httpx's iterator."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):  # a proxy compressed it despite Accept-Encoding: identity
+    if not _unencoded(response):  # a proxy compressed it despite Accept-Encoding: identity
         for data in response.iter_bytes():
             yield _Piece(data)
         return

@@ -28,16 +28,6 @@ from tests.support.tlsfront import CertFiles, TestPki, tls_front
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return TestPki(tmp_path_factory.mktemp("pki"), "registry")
-
-
-@pytest.fixture(scope="module")
-def other_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return TestPki(tmp_path_factory.mktemp("other-pki"), "other")
-
-
-@pytest.fixture(scope="module")
 def clients(pki: TestPki, other_pki: TestPki) -> tuple[CertFiles, CertFiles]:
     """A client certificate the mutual-TLS front accepts, and one from another CA it refuses."""
     return pki.client("good"), other_pki.client("stranger")
