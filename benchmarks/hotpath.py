@@ -656,6 +656,12 @@ def transfer_rows(bench: Bench, random_ctx: Path, size: int, layers_ctx: Path) -
         downs.append((curl_down, lambda: pull_curl(bench, pushed[-1], layer, size)))
         peers_up.append(curl_up)
         peers_down.append(curl_down)
+        # Not a target: curl with the check we do (its body through tee into the file and OpenSSL's SHA-256, the one
+        # hashlib uses: coreutils' sha256sum has no SHA-NI code), for scale.
+        if shutil.which("openssl") and shutil.which("tee"):
+            curl_checked = Figure("curl | tee | openssl sha256 (checked)", size)
+            downs.append((curl_checked, lambda: pull_curl_checked(bench, pushed[-1], layer, size)))
+            peers_down.append(curl_checked)
     else:
         bench.notes.append("curl not found: its rows are skipped")
     skopeo_pushed: list[str] = []
@@ -668,6 +674,10 @@ def transfer_rows(bench: Bench, random_ctx: Path, size: int, layers_ctx: Path) -
         peers_down.append(skopeo_down)
     else:
         bench.notes.append("skopeo not found: its rows are skipped")
+    # Not a target: the bound of a checked pull, SHA-256 over the same blob (from the page cache), in the same rounds.
+    sha_bound = Figure("hashlib.sha256 alone (the blob)", size)
+    downs.append((sha_bound, lambda: timed(lambda: sha256_alone(blob))))
+    peers_down.append(sha_bound)
     oras_pushed: list[str] = []
     if oras_available():
         oras_up, oras_down = Figure("oras-py push", size), Figure("oras-py pull (no check)", size)
@@ -765,6 +775,18 @@ def pull_curl(bench: Bench, reference: str, digest: Any, size: int) -> Run:
                          f"{bench.url}/v2/{repository}/blobs/{digest}"])
     if target.stat().st_size != size:
         raise RuntimeError(f"curl fetched {target.stat().st_size} bytes, expected {size}")
+    target.unlink()
+    return run
+
+
+def pull_curl_checked(bench: Bench, reference: str, digest: Any, size: int) -> Run:
+    """``curl`` with a digest check: the body through ``tee`` into a file and ``openssl dgst -sha256``, compared."""
+    repository = reference.split("/", 1)[1].rsplit(":", 1)[0]
+    target = bench.fresh_dir("curl-checked-blob")
+    run, out = bench.tool([f"set -o pipefail; curl -sS -f -L --noproxy '*' {bench.url}/v2/{repository}/blobs/{digest}"
+                           f" | tee {target} | openssl dgst -sha256 -r"], shell=True)
+    if out.split()[0] != str(digest).split(":", 1)[1] or target.stat().st_size != size:
+        raise RuntimeError(f"curl | openssl: {out.split()[0]} over {target.stat().st_size} bytes, expected {digest}")
     target.unlink()
     return run
 
