@@ -420,7 +420,9 @@ def _pull_modelkit(
     progress = _Progress(on_progress, [(_key(d.digest), d.size) for d in missing])
     stop = threading.Event()
 
-    verified: list[BlobWriter] = []  # every blob is downloaded and verified before any is committed
+    # Every blob is downloaded and verified before any is committed. A verified writer is parked (its fd closed, the
+    # file kept for the commit), so the pull holds O(concurrency) open files, not one per layer (EMFILE past 1024).
+    verified: list[BlobWriter] = []
     lock = threading.Lock()
 
     def run(blob: Descriptor) -> bool:
@@ -428,6 +430,11 @@ def _pull_modelkit(
         writer = fetch_blob(client, ref.repository, blob, store, retry=retry,
                             on_bytes=lambda held: progress.update(key, held))
         if writer is not None:
+            try:
+                writer.park()
+            except BaseException:
+                writer.abort()
+                raise
             with lock:
                 verified.append(writer)
         progress.update(key, blob.size, finished=True)
