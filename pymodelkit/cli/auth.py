@@ -41,7 +41,9 @@ def login_command(
         if not username:
             username = click.prompt("Username", default="", show_default=False)
         password = click.prompt("Password", hide_input=True)
-    login(registry, username, password, home=get_state().home, plain_http=plain_http, tls_verify=tls_verify)
+    # plain HTTP does no TLS: nothing to verify, and no CA bundle to load (client_tls_options gave no TLS files)
+    login(registry, username, password, home=get_state().home, plain_http=plain_http,
+          tls_verify=tls_verify and not plain_http)
     click.echo("Log in successful")
 
 

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import csv
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import click
 
 from pymodelkit import settings
-from pymodelkit.registry.tls import TlsOptions, check_tls_file, use_tls_options
+from pymodelkit.errors import ModelKitError
+from pymodelkit.registry.tls import TlsOptions, check_tls_options, choose_client_cert, use_tls_options
 
 __all__ = [
     "client_tls_options",
@@ -19,6 +22,8 @@ __all__ = [
     "tls_options",
     "tls_options_without_client_cert",
 ]
+
+logger = logging.getLogger(__name__)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -40,8 +45,8 @@ def tls_options_without_client_cert(command: _F) -> _F:
 
 
 def client_tls_options(command: _F) -> _F:
-    """Add ``--tls-cert PATH`` (repeatable), ``--cert PATH`` and ``--key PATH`` to ``command`` (``login``, whose
-    ``--plain-http``/``--tls-verify`` are its own). They are handled here: resolved with
+    """Add ``--tls-cert PATH`` (repeatable, or comma-separated, as kit's), ``--cert PATH`` and ``--key PATH`` to
+    ``command`` (``login``, whose ``--plain-http``/``--tls-verify`` are its own). They are handled here: resolved with
     ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY`` (which, when set, replace ``--cert``/``--key``, as kit's do), checked
     (:func:`network_tls_options`), and given to every registry client the command makes
     (``pymodelkit.registry.tls.use_tls_options``); the function never sees them."""
@@ -60,12 +65,18 @@ def _with_flags(command: _F, *, client_cert_flags: bool) -> _F:
     return cast(_F, wrapped)
 
 
+def _split_tls_certs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """kit's ``--tls-cert`` is a cobra string slice: repeatable, and each value a comma-separated list (read as CSV:
+    a path holding a comma is quoted, ``'"a,b.pem"'``). Each path must be an existing file."""
+    existing = click.Path(exists=True, dir_okay=False)
+    return tuple(str(existing.convert(path, param, ctx)) for value in values for path in next(csv.reader([value]), []))
+
+
 def _with_client_files(command: _F, *, client_cert_flags: bool) -> _F:
     options = [
-        click.option("--tls-cert", "tls_certs", multiple=True, metavar="PATH",
-                     type=click.Path(exists=True, dir_okay=False),
+        click.option("--tls-cert", "tls_certs", multiple=True, metavar="PATH", callback=_split_tls_certs,
                      help="A PEM file of CA certificates to trust for the registry, besides the system ones "
-                          "(repeatable)."),
+                          "(repeatable, or comma-separated)."),
     ]
     if client_cert_flags:
         options += [
@@ -80,7 +91,12 @@ def _with_client_files(command: _F, *, client_cert_flags: bool) -> _F:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         tls_certs, client_cert, client_key = (kwargs.pop(name, None) for name in _OWN)
-        with use_tls_options(network_tls_options(tls_certs or (), client_cert, client_key)):
+        # peeked, not taken: the command's own --plain-http/--tls-verify (login's default plain_http is None)
+        plain_http = bool(kwargs.get("plain_http")) or _plain_http_environment()
+        tls_verify = kwargs.get("tls_verify", True) is not False
+        options = network_tls_options(tls_certs or (), client_cert, client_key, plain_http=plain_http,
+                                      tls_verify=tls_verify)
+        with use_tls_options(options):
             return command(*args, **kwargs)
 
     wrapped: Any = run
@@ -89,28 +105,47 @@ def _with_client_files(command: _F, *, client_cert_flags: bool) -> _F:
     return cast(_F, wrapped)
 
 
-def network_tls_options(tls_certs: tuple[str, ...], cert: str | None, key: str | None) -> TlsOptions:
+def network_tls_options(
+    tls_certs: tuple[str, ...], cert: str | None, key: str | None, *, plain_http: bool = False, tls_verify: bool = True
+) -> TlsOptions:
     """The TLS files of kit's network flags: the ``--tls-cert`` files, and the client certificate of ``--cert`` and
-    ``--key``, each replaced by ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY`` when that is set (spec §5.1: "overridden
-    by env ... when set"). The files given as flags are checked readable here, the error naming the flag and the
-    file; the variables' files when a command makes its first registry client (the error naming the variable), so
-    that a variable set for every shell breaks no local command.
+    ``--key`` with ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY`` (``pymodelkit.registry.tls.choose_client_cert``,
+    kit's rule). The files are checked here (readable and usable), the error naming the flag or variable and the
+    file. Without any ``--cert``/``--key`` the variables are left to the registry clients, which check their files
+    when the command makes its first one, so that a variable set for every shell breaks no local command.
+
+    With ``plain_http`` no TLS file is used, read or checked: the options say "no client certificate", and a flag
+    given gets a warning (kit's "has no effect"). Without ``tls_verify`` the ``--tls-cert`` files are dropped
+    likewise (nothing is verified against them).
 
     Raises:
-        click.UsageError: ``--key`` without a certificate. NotFoundError, ModelKitError: a flag's file cannot be read.
+        click.UsageError: ``--key`` without a certificate. NotFoundError, ModelKitError: a file cannot be read or used.
     """
-    env_cert, env_key = settings.client_certificate_files()
-    if key and not (cert or env_cert):
-        raise click.UsageError("--key needs a client certificate: give --cert (or set KITOPS_CLIENT_CERT)")
-    ca_files = tuple(check_tls_file(path, what="--tls-cert") for path in tls_certs)
-    cert_flag = None if env_cert else cert or None  # overridden by the variable when it is set
-    key_flag = None if env_key else key or None
-    if cert_flag is None and key_flag is None:
-        return TlsOptions(ca_files=ca_files)  # the library reads KITOPS_CLIENT_CERT/_KEY itself, if they are set
-    chosen_cert = check_tls_file(cert_flag, what="--cert") if cert_flag else env_cert
-    chosen_key = check_tls_file(key_flag, what="--key") if key_flag else env_key
-    assert chosen_cert is not None  # a --key alone was refused above
-    return TlsOptions(ca_files=ca_files, client_cert=(chosen_cert, chosen_key))
+    if plain_http:
+        given = [flag for flag, value in (("--tls-cert", tls_certs), ("--cert", cert), ("--key", key)) if value]
+        if given:
+            logger.warning("%s %s no effect with --plain-http", ", ".join(given), "has" if len(given) == 1 else "have")
+        return TlsOptions(environment=False)
+    if tls_certs and not tls_verify:
+        logger.warning("--tls-cert has no effect with --no-tls-verify")
+        tls_certs = ()
+    names = ("--tls-cert", "client certificate", "client key")
+    if not cert and not key:
+        return check_tls_options(TlsOptions(ca_files=tuple(dict.fromkeys(tls_certs)), names=names))
+    choice = choose_client_cert(cert, key)
+    if choice.unpaired_key is not None:
+        raise click.UsageError(f"{choice.unpaired_key} needs a client certificate: give --cert (or set "
+                               "KITOPS_CLIENT_CERT)")
+    return check_tls_options(TlsOptions(ca_files=tuple(dict.fromkeys(tls_certs)), client_cert=choice.files,
+                                        environment=False, names=(names[0], *choice.names)))
+
+
+def _plain_http_environment() -> bool:
+    """``PYMODELKIT_PLAIN_HTTP``, which makes the library use plain HTTP too; a bad value is the library's to report."""
+    try:
+        return settings.plain_http()
+    except ModelKitError:
+        return False
 
 
 def plain_http_setting(flag: bool) -> bool | None:

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pymodelkit import settings
+from pymodelkit.errors import ModelKitError
 from pymodelkit.registry.credentials import (
     ChainCredentials,
     CredentialSource,
     DockerConfigCredentials,
     KitCredentials,
 )
-from pymodelkit.registry.tls import TlsOptions
+from pymodelkit.registry.tls import TlsOptions, choose_client_cert
 from pymodelkit.registry.transfer import DEFAULT_CONCURRENCY
 from pymodelkit.store import LocalStore
 
@@ -130,14 +130,20 @@ def map_kwargs(command: str, kwargs: Mapping[str, Any]) -> CommandOptions:
 
 
 def _client_tls(command: str, flags: Mapping[str, Any]) -> TlsOptions | None:
-    """kit's client certificate: ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY`` when set, else ``cert=``/``key=``.
-    A certificate alone is one PEM file holding the key too (kit would ignore it); a key alone is ignored, with a
-    warning (the environment's key alone is refused by the library)."""
-    env_cert, env_key = settings.client_certificate_files()
-    cert = env_cert or flags.get("cert") or None
-    key = env_key or flags.get("key") or None
-    if cert is None:
-        if flags.get("key") and env_key is None:
-            warnings.warn(f"kit {command}: option 'key' has no effect without 'cert'", UserWarning, stacklevel=4)
+    """kit's client certificate for ``cert=``/``key=``, by the library's one rule (``choose_client_cert``:
+    ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY`` replace them each on its own). ``None`` when neither is given (the
+    library reads the variables itself when the call makes its client) or when the rule leaves no certificate; a key
+    alone is ignored with a warning, as kit ignores it."""
+    cert, key = flags.get("cert") or None, flags.get("key") or None
+    if cert is None and key is None:
         return None
-    return TlsOptions(client_cert=(str(cert), str(key) if key else None))
+    try:
+        choice = choose_client_cert(str(cert) if cert else None, str(key) if key else None,
+                                    names=("client certificate", "client key"))
+    except ModelKitError:
+        return None  # KITOPS_CLIENT_KEY without a certificate: refused by the library inside the call, as without key=
+    if choice.unpaired_key is not None:
+        warnings.warn(f"kit {command}: option 'key' has no effect without 'cert'", UserWarning, stacklevel=4)
+    if choice.files is None:
+        return None
+    return TlsOptions(client_cert=choice.files, environment=False, names=("CA certificate", *choice.names))

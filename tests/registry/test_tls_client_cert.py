@@ -110,7 +110,8 @@ def test_bad_tls_files_give_one_line_errors_naming_the_file(
         ssl_context(tls_verify=True, ca_bundle=[pki.ca, not_pem], trust_env=False)
     with pytest.raises(ModelKitError) as mismatch:
         ssl_context(tls_verify=True, ca_bundle=None, trust_env=False, client_cert=(good.cert, stranger.key))
-    assert str(mismatch.value).startswith(f"cannot use the client certificate {good.cert} with the key {stranger.key}:")
+    assert str(mismatch.value) == (f"cannot use the client certificate file {good.cert} with the client key file "
+                                   f"{stranger.key}: the key does not match the certificate")
 
     encrypted = tmp_path / "encrypted-key.pem"
     key = serialization.load_pem_private_key(good.key.read_bytes(), password=None)
@@ -118,8 +119,8 @@ def test_bad_tls_files_give_one_line_errors_naming_the_file(
                                             serialization.BestAvailableEncryption(b"secret")))
     with pytest.raises(ModelKitError) as locked:
         ssl_context(tls_verify=True, ca_bundle=None, trust_env=False, client_cert=(good.cert, encrypted))
-    assert str(locked.value) == (f"cannot use the client key {encrypted}: it is encrypted; give an unencrypted PEM key "
-                                 "(as kit needs)")
+    assert str(locked.value) == (f"cannot use the client key file {encrypted}: it is encrypted; give an unencrypted "
+                                 "PEM key (as kit needs)")
     for error in (absent.value, mismatch.value, locked.value):
         assert "\n" not in str(error) and "PRIVATE KEY" not in str(error)
 
@@ -232,8 +233,8 @@ def test_a_certificate_without_its_key(
     good, _ = clients
     with pytest.raises(ModelKitError) as refused:
         resolve_tls_options(client_cert=good.cert)
-    assert str(refused.value) == (f"the client certificate {good.cert} holds no private key: give its key file too "
-                                  "(--key, KITOPS_CLIENT_KEY)")
+    assert str(refused.value) == (f"cannot use the client certificate file {good.cert}: it holds no private key; give "
+                                  "its key file too (--key, KITOPS_CLIENT_KEY)")
     assert resolve_tls_options(client_cert=good.combined()).client_cert == (str(good.combined()), None)
     monkeypatch.setenv("KITOPS_CLIENT_CERT", str(good.cert))
     monkeypatch.delenv("KITOPS_CLIENT_KEY", raising=False)
