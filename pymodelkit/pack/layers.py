@@ -5,7 +5,7 @@ Spec ``kitops-modelkit.md`` §2.6-§2.10. A tar layer's entries come from :func:
 (kit's order, kit's warnings) and are listed before any byte is read, which is what the digest cache keys on. The
 bytes then go: read into a pooled buffer (``stream_tar`` or ``readinto``) → the diffId's SHA-256 and the compressor
 (when compressed) → the blob's SHA-256 and every :class:`BlobTarget` (the store's ingest file, a registry upload),
-each stage on a thread of its own (:mod:`pymodelkit.pack.chunks`) once the layer is over :data:`THREADED_BYTES`.
+each stage on a thread of its own (:mod:`pymodelkit._buffers`) once the layer is over :data:`THREADED_BYTES`.
 
 An uncompressed raw layer need not be copied at all: with ``link`` it is hashed and hard-linked into the store
 (:meth:`LocalStore.link_blob`); when that is not possible (another filesystem) it is copied as any layer.
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from pymodelkit._buffers import BufferPool, ChunkFanout
 from pymodelkit.errors import PackError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import SHA256, Digest, compute_file_digest
@@ -35,7 +36,6 @@ from pymodelkit.oci.mediatypes import (
     ANNOTATION_LAYER_SUBTYPE,
     LayerMediaType,
 )
-from pymodelkit.pack.chunks import BufferPool, ChunkFanout
 from pymodelkit.pack.compression import compression_backend, media_type_compression, open_compressing_writer
 from pymodelkit.pack.digestcache import CachedLayer, layer_key, stat_entry
 from pymodelkit.pack.ignore import IgnoreMatcher

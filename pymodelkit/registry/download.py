@@ -15,10 +15,11 @@ it): one new connection per large blob. Anything else (a proxy's TLS-in-TLS stre
 ``Content-Encoding``, chunked framing, a small blob) goes through ``iter_raw``.
 
 For a blob written through the page cache, the calling thread writes each buffer to the ingest file (the writer
-does not hash) and hands it to a hashing thread, which hashes it, in order,
-while the next one is written and the one after is read: the SHA-256, the page-cache copy and the socket copy overlap
-(all three release the GIL on buffers this size). The digest is compared with the descriptor's before the commit,
-which fsyncs (the writer started writeback as it went). Memory: ``READ_AHEAD_BUFFERS`` buffers per download.
+does not hash) and hands it to a hashing thread, which hashes it, in order, and gives it back to the reader's pool
+(both from ``pymodelkit._buffers``, as pack's stages), while the next one is written and the one after is read: the
+SHA-256, the page-cache copy and the socket copy overlap (all three release the GIL on buffers this size). The digest
+is compared with the descriptor's before the commit, which fsyncs (the writer started writeback as it went). Memory:
+``READ_AHEAD_BUFFERS`` buffers per download.
 
 A blob of at least ``ingest.DIRECT_MIN_BYTES`` (the writer is given the descriptor's size as ``size_hint``) bypasses
 the page cache through a direct sink, and the writer hashes it (``hash_when_direct``), over the sink's page-aligned
@@ -50,6 +51,7 @@ from typing import Any
 
 import httpx
 
+from pymodelkit._buffers import BufferPool, ChunkFanout, PoolClosedError
 from pymodelkit.errors import DigestMismatchError, RegistryError, StoreError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import SHA256, Digest
@@ -209,22 +211,21 @@ def _fetch_into(
             _check_complete(writer, descriptor, response)
             return
         pieces = _body(response, declared)
-        hashing = _HashStage(held.hasher) if held.hasher is not None else None
+        # Each piece is hashed, in order, on a thread of its own, which then gives the buffer back; without a hasher
+        # of ours (the writer hashes) the buffer goes back as soon as it is written.
+        hashing = ChunkFanout([] if held.hasher is None else [held.hasher.update], depth=_HASH_QUEUE,
+                              name="pymodelkit-hash")
         try:
             for piece in pieces:
                 writer.write(piece.view)  # every piece as it arrives: on a cut, what was received is kept
-                if hashing is not None:
-                    hashing.submit(piece)  # hashed on the hashing thread, which then gives the buffer back
-                else:
-                    piece.release()
+                hashing.put(piece.view, piece.release)
                 if writer.size > descriptor.size:
                     raise _too_long(client, repository, descriptor, writer.size)
                 if on_bytes is not None:
                     on_bytes(writer.size)
         finally:
             try:
-                if hashing is not None:
-                    hashing.close()  # the hash now covers every byte the writer holds
+                hashing.close()  # the hash now covers every byte the writer holds
             finally:
                 pieces.close()
     finally:
@@ -258,7 +259,7 @@ def _read_into_writer(
         remaining = declared - len(first)
         logger.debug("reading %d bytes of GET %s from the socket into the blob writer", remaining,
                      redact_url(response.request.url))
-        recv = _SocketReader(sock, response.request, _read_timeout(response.request))
+        recv = _SocketReader(sock, response.request)
         while remaining > 0:
             want = min(remaining, READ_BUFFER_BYTES)
             taken = writer.write_from(recv, want)
@@ -273,16 +274,16 @@ def _read_into_writer(
 
 
 class _SocketReader:
-    """``recv_into`` on ``sock`` with the request's read timeout, its errors raised as httpx's."""
+    """``recv_into`` on ``sock`` with the read timeout of ``request``, its errors raised as httpx's."""
 
-    def __init__(self, sock: socket.socket, request: httpx.Request, timeout: float | None) -> None:
-        sock.settimeout(timeout)
-        self._sock = sock
+    def __init__(self, sock: socket.socket, request: httpx.Request) -> None:
+        sock.settimeout(_read_timeout(request))
+        self.sock = sock
         self._request = request
 
     def __call__(self, view: memoryview) -> int:
         try:
-            return self._sock.recv_into(view)
+            return self.sock.recv_into(view)
         except TimeoutError as exc:  # socket.timeout
             raise _mapped(httpx.ReadTimeout, exc, self._request) from exc
         except OSError as exc:
@@ -330,7 +331,7 @@ def _body(response: httpx.Response, declared: int | None) -> Generator[_Piece, N
             yield _Piece(data)
         return
     logger.debug("reading %d bytes of GET %s from the socket", remaining, redact_url(response.request.url))
-    reader = _ReadAhead(sock, remaining, response.request, _read_timeout(response.request))
+    reader = _ReadAhead(_SocketReader(sock, response.request), remaining)
     try:
         yield from reader
     finally:
@@ -344,7 +345,7 @@ class _Piece:
     __slots__ = ("_release", "view")
 
     def __init__(self, data: bytes | memoryview, release: Callable[[], None] | None = None) -> None:
-        self.view = data
+        self.view = data if isinstance(data, memoryview) else memoryview(data)
         self._release = release
 
     def release(self) -> None:
@@ -352,41 +353,6 @@ class _Piece:
         release, self._release = self._release, None
         if release is not None:
             release()
-
-
-class _HashStage:
-    """A thread that feeds submitted pieces, in order, to ``hasher`` and then releases them; :meth:`close` waits for
-    it and raises what it raised."""
-
-    def __init__(self, hasher: Any) -> None:
-        self._hasher = hasher
-        self._queue: queue.Queue[_Piece | None] = queue.Queue(maxsize=_HASH_QUEUE)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="pymodelkit-hash", daemon=True)
-        self._thread.start()
-
-    def submit(self, piece: _Piece) -> None:
-        if self._error is not None:
-            piece.release()
-            raise self._error
-        self._queue.put(piece)
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        while (piece := self._queue.get()) is not None:
-            try:
-                if self._error is None:
-                    self._hasher.update(piece.view)
-            except BaseException as exc:  # raised to the submitting thread
-                self._error = exc
-            finally:
-                piece.release()
 
 
 def _direct_socket(response: httpx.Response) -> socket.socket | None:
@@ -411,20 +377,15 @@ def _direct_socket(response: httpx.Response) -> socket.socket | None:
 
 
 class _ReadAhead:
-    """Reads ``remaining`` bytes from ``sock`` on a thread into ``READ_AHEAD_BUFFERS`` reused buffers; iterating
+    """Reads ``remaining`` bytes with ``recv`` on a thread into ``READ_AHEAD_BUFFERS`` reused buffers; iterating
     gives them in order, each to be released when done with. A socket error or timeout is raised, as
     ``httpx.ReadError``/``ReadTimeout``, after the bytes that came before it; the end of the stream just ends."""
 
-    def __init__(self, sock: socket.socket, remaining: int, request: httpx.Request, timeout: float | None) -> None:
-        self._sock = sock
+    def __init__(self, recv: _SocketReader, remaining: int) -> None:
+        self._recv = recv
         self._remaining = remaining
-        self._request = request
-        self._timeout = timeout
-        self._free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        self._pool = BufferPool(max(1, READ_AHEAD_BUFFERS), READ_BUFFER_BYTES)
         self._full: queue.SimpleQueue[tuple[bytearray, int] | BaseException | None] = queue.SimpleQueue()
-        for _ in range(max(1, READ_AHEAD_BUFFERS)):
-            self._free.put(bytearray(READ_BUFFER_BYTES))
-        self._stopping = False
         self._ended = False  # the consumer took the reader's last item
         self._thread = threading.Thread(target=self._run, name="pymodelkit-download", daemon=True)
         self._thread.start()
@@ -438,26 +399,25 @@ class _ReadAhead:
                     return
                 raise item
             buffer, count = item
-            yield _Piece(memoryview(buffer)[:count], functools.partial(self._free.put, buffer))
+            yield _Piece(memoryview(buffer)[:count], functools.partial(self._pool.release, buffer))
 
     def close(self) -> None:
-        """Stop the reader (it may be waiting on the socket: shut that down) and wait for it."""
+        """Stop the reader (it may be waiting for a buffer, or on the socket: shut that down) and wait for it."""
         if not self._ended:
-            self._stopping = True
-            self._free.put(None)
+            self._pool.close()
             with contextlib.suppress(OSError):  # the plain socket's shutdown, also under TLS: wakes a blocked read
-                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+                socket.socket.shutdown(self._recv.sock, socket.SHUT_RDWR)
         self._thread.join()
 
     def _run(self) -> None:
         try:
-            recv = _SocketReader(self._sock, self._request, self._timeout)
-            while self._remaining > 0 and not self._stopping:
-                buffer = self._free.get()
-                if buffer is None:
-                    break
+            while self._remaining > 0:
+                try:
+                    buffer = self._pool.acquire()
+                except PoolClosedError:
+                    break  # the consumer stopped
                 want = min(len(buffer), self._remaining)
-                count, error = _fill(recv, buffer, want)
+                count, error = _fill(self._recv, buffer, want)
                 if count:
                     self._remaining -= count
                     self._full.put((buffer, count))

@@ -18,9 +18,9 @@ import isal  # noqa: F401  (the test extra installs it: the ISA-L path is always
 import pytest
 
 import pymodelkit
+from pymodelkit._buffers import BufferPool, ChunkFanout
 from pymodelkit.errors import ModelKitError, PackError
 from pymodelkit.pack import layers, pipeline
-from pymodelkit.pack.chunks import BufferPool, ChunkFanout
 from pymodelkit.pack.compression import compression_backend, gzip_backend, open_compressing_writer
 
 DATA = b"".join(b"row %d,%d,hello\n" % (i, i * 7) for i in range(50_000)) + os.urandom(100_000)

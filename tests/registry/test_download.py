@@ -1,17 +1,23 @@
-"""Blob downloads into the store against the real registry: verified at commit, resumed with Range after cuts."""
+"""Blob downloads into the store against the real registry: verified at commit, resumed with Range after cuts; and
+the socket's read-ahead stopped while its reader waits for a buffer."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pymodelkit.errors import DigestMismatchError, RegistryError, StoreError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
+from pymodelkit.registry import download
 from pymodelkit.registry.client import RegistryClient
 from pymodelkit.registry.download import download_blob
 from pymodelkit.registry.retry import RetryPolicy
@@ -122,3 +128,28 @@ def test_a_digest_other_than_sha256_is_refused_before_any_request(
     assert str(info.value) == f"blob {digest}: the local store holds sha256 blobs only"
     assert proxy.requests == []
     assert _ingest_leftovers(store) == []
+
+
+def test_stopping_the_read_ahead_wakes_its_reader_waiting_for_a_buffer() -> None:
+    ours, theirs = socket.socketpair()
+    size = download.READ_BUFFER_BYTES
+    sent = (download.READ_AHEAD_BUFFERS + 1) * size
+    sender = threading.Thread(target=_send_until_shut, args=(theirs, os.urandom(sent)), daemon=True)
+    sender.start()
+    request = httpx.Request("GET", "http://registry.invalid/v2/r/blobs/sha256:00", extensions={"timeout": {"read": 5}})
+    with ours, theirs:
+        reader = download._ReadAhead(download._SocketReader(ours, request), 2 * sent)
+        pieces = iter(reader)
+        held = [next(pieces) for _ in range(download.READ_AHEAD_BUFFERS)]  # every buffer out, none given back
+        assert [len(piece.view) for piece in held] == [size] * download.READ_AHEAD_BUFFERS
+        closer = threading.Thread(target=reader.close, daemon=True)
+        closer.start()
+        closer.join(5)
+        assert not closer.is_alive()
+        assert [t.name for t in threading.enumerate() if t.name == "pymodelkit-download"] == []
+    sender.join(5)
+
+
+def _send_until_shut(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # the reader shut the connection down
+        sock.sendall(data)

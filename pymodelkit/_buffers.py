@@ -1,12 +1,12 @@
-"""Moving a layer's bytes through pack's stages: a pool of reused buffers and a fan-out of each chunk to consumers
-that run on threads of their own.
+"""Moving bytes through threads in reused buffers: a bounded pool of buffers, and a fan-out that gives each chunk, in
+order, to consumers that run on threads of their own and gives its buffer back once all are done with it.
 
-The hot path of pack reads each byte once into a buffer of the pool, then hands the buffer to every consumer (the
-blob's SHA-256, the diffId's SHA-256, the compressor, the store writer, the registry upload); the buffer goes back to
-the pool when all of them have consumed it. ``hashlib``, ``zlib``, ``zstandard`` and ``os.write`` release the GIL on
-large buffers, so the consumers overlap with each other and with the next read: a pack runs at the speed of its
-slowest stage (SHA-256, about 1 GB/s a core) instead of the sum of all of them. Spec: none (an implementation
-matter; the bytes are those of ``kitops-modelkit.md`` §2.6-§2.8 whatever the threading).
+Pack uses both for a layer's stages (read → hash, compress, write: ``pack/layers.py``); pull uses the pool for the
+socket's read-ahead and the fan-out for the SHA-256 of a blob written through the page cache
+(``registry/download.py``). ``hashlib``, ``zlib``, ``zstandard``, ``os.write`` and ``recv_into`` release the GIL on
+large buffers, so the stages overlap: a transfer runs at the speed of its slowest stage, not the sum of all, and
+memory stays at the pool's size whatever the blob's. This module imports nothing of pymodelkit but the errors, so
+any package can use it. Spec: none (an implementation matter; the bytes are the same whatever the threading).
 """
 
 from __future__ import annotations
@@ -15,29 +15,50 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 
-__all__ = ["BufferPool", "ChunkFanout", "Consumer"]
+from pymodelkit.errors import ModelKitError
+
+__all__ = ["BufferPool", "ChunkFanout", "Consumer", "PoolClosedError"]
 
 Consumer = Callable[[memoryview], object]
 _STOP = object()
 
 
+class PoolClosedError(ModelKitError):
+    """:meth:`BufferPool.acquire` on a closed pool: its user is stopping (raised to the thread that waited)."""
+
+
 class BufferPool:
     """``count`` bytearrays of ``size`` bytes, handed out by :meth:`acquire` (which blocks while all are in use) and
-    given back by :meth:`release`. Memory stays at ``count * size`` whatever the layer size."""
+    given back by :meth:`release`. Memory stays at ``count * size`` whatever the layer size. Thread-safe."""
 
     def __init__(self, count: int, size: int) -> None:
         self.size = size
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()  # None: wakes a waiter after close
+        self._closed = False
         for _ in range(count):
             self._free.put(bytearray(size))
 
     def acquire(self) -> bytearray:
-        """A free buffer (its content is whatever it held last)."""
-        return self._free.get()
+        """A free buffer (its content is whatever it held last).
+
+        Raises:
+            PoolClosedError: the pool is closed (also when it was closed while this call waited).
+        """
+        buffer = self._free.get()
+        if buffer is None or self._closed:
+            self._free.put(None)  # for the next caller
+            raise PoolClosedError("the buffer pool is closed")
+        return buffer
 
     def release(self, buffer: bytearray) -> None:
         """Give ``buffer`` back."""
         self._free.put(buffer)
+
+    def close(self) -> None:
+        """Make :meth:`acquire` raise :class:`PoolClosedError`, in the callers it blocks too: for a producer that
+        waits for buffers its consumer will never give back."""
+        self._closed = True
+        self._free.put(None)
 
 
 class _Item:
@@ -53,10 +74,12 @@ class ChunkFanout:
     """Give each chunk to every consumer, in order, each consumer on a thread of its own (``threaded``) or inline.
 
     :meth:`put` hands over a chunk and a ``release`` callback, called once every consumer is done with the chunk (it
-    returns the buffer to its pool). A consumer must not keep the view after it returns. The first exception a
-    consumer raises stops that consumer (it then only releases what it is given) and is raised by the next
-    :meth:`put` or by :meth:`close`, which waits for every consumer to finish. Use as a context manager: leaving the
-    block without :meth:`close` (an exception in the producer) stops the threads.
+    returns the buffer to its pool); with no consumer, at once. A consumer must not keep the view after it returns.
+    The first exception a consumer raises stops that consumer (it then only releases what it is given) and is raised
+    by the next :meth:`put` (which releases its chunk, given to no one) or by :meth:`close`, which waits for every
+    consumer to finish. Use as a context manager: leaving the block without :meth:`close` (an exception in the
+    producer) stops the threads once they have consumed what they were given. One thread at a time calls
+    :meth:`put`.
     """
 
     def __init__(self, consumers: Sequence[Consumer], *, threaded: bool = True, depth: int = 3,
@@ -79,7 +102,6 @@ class ChunkFanout:
 
     def put(self, chunk: memoryview, release: Callable[[], None] | None = None) -> None:
         """Hand ``chunk`` to every consumer; raises the first error a consumer has raised so far."""
-        self._raise_error()
         if not self._threaded:
             try:
                 for consumer in self._consumers:
@@ -88,6 +110,12 @@ class ChunkFanout:
                 if release is not None:
                     release()
             return
+        try:
+            self._raise_error()
+        except BaseException:
+            if release is not None:
+                release()
+            raise
         item = _Item(chunk, release, len(self._queues))
         for inbox in self._queues:
             inbox.put(item)
