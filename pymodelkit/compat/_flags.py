@@ -132,7 +132,8 @@ def map_kwargs(command: str, kwargs: Mapping[str, Any]) -> CommandOptions:
 def _client_tls(command: str, flags: Mapping[str, Any]) -> TlsOptions | None:
     """kit's client certificate for ``cert=``/``key=``, by the library's one rule (``choose_client_cert``:
     ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY`` replace them each on its own). ``None`` when neither is given (the
-    library reads the variables itself when the call makes its client) or when the rule leaves no certificate; a key
+    library reads the variables itself when the call makes its client). When the rule leaves no certificate, the
+    options say so (``environment=False``), so that the library does not apply the rule, and warn, a second time; a key
     alone is ignored with a warning, as kit ignores it."""
     cert, key = flags.get("cert") or None, flags.get("key") or None
     if cert is None and key is None:
@@ -144,6 +145,4 @@ def _client_tls(command: str, flags: Mapping[str, Any]) -> TlsOptions | None:
         return None  # KITOPS_CLIENT_KEY without a certificate: refused by the library inside the call, as without key=
     if choice.unpaired_key is not None:
         warnings.warn(f"kit {command}: option 'key' has no effect without 'cert'", UserWarning, stacklevel=4)
-    if choice.files is None:
-        return None
     return TlsOptions(client_cert=choice.files, environment=False, names=("CA certificate", *choice.names))

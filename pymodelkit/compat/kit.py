@@ -91,10 +91,21 @@ def _running(argv: Sequence[str], tls: TlsOptions | None = None) -> Iterator[Non
     try:
         with contextlib.ExitStack() as scope:
             if tls is not None:  # the client certificate of cert=/key= (or the environment), for every client
-                scope.enter_context(use_tls_options(replace(current_tls_options(), client_cert=tls.client_cert)))
+                scope.enter_context(use_tls_options(_with_client_cert(current_tls_options(), tls)))
             yield
     except ModelKitError as exc:
         raise KitCommandError(argv, exc) from exc
+
+
+def _with_client_cert(current: TlsOptions, tls: TlsOptions) -> TlsOptions:
+    """The enclosing block's options (its CA files, named as it names them) with the client certificate ``tls``
+    chose from ``cert=``/``key=`` and the variables: its files, the names of where they came from
+    (``KITOPS_CLIENT_CERT``, …), and its ``environment`` (``False``: the variables are applied already, not read
+    again). When ``tls`` chose no certificate, the block's own, if it has one, stands."""
+    if tls.client_cert is None and current.client_cert is not None:
+        return current
+    return replace(current, client_cert=tls.client_cert, environment=tls.environment,
+                   names=(current.names[0], *tls.names[1:]))
 
 
 def _given(text: str) -> str:

@@ -8,6 +8,10 @@ request carries the scopes it needs in ``request.extensions["pymodelkit.scopes"]
 redirects by hand and never send credentials to another host. Uploads are in ``upload.py``, downloads in
 ``download.py``; this module only knows single exchanges. (Over 400 lines: the transport set-up — TLS, proxies,
 scheme probe — could move to its own module.)
+
+The TLS files (CA files, client certificate) are checked when the client is made if it may speak https to the
+registry: always, except with plain HTTP (``plain_http=True``, ``PYMODELKIT_PLAIN_HTTP``), which reads no TLS file
+unless an https request is made after all (a redirect to https storage, an https token server).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import re
 import ssl
 import threading
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -40,8 +44,9 @@ from pymodelkit.registry.tls import (
     CaBundle,
     ClientCert,
     SchemeTransport,
+    TlsOptions,
+    deferred_tls_options,
     plain_transport,
-    resolve_tls_options,
     ssl_context,
 )
 
@@ -60,6 +65,7 @@ __all__ = [
     "is_loopback",
     "pull_scope",
     "push_scope",
+    "registry_transports",
 ]
 
 logger = logging.getLogger(__name__)
@@ -131,8 +137,8 @@ class RegistryClient:
             default ones. client_cert: the client certificate for mutual TLS, one PEM file holding certificate and
             key or ``(certificate file, key file)``. Without them, those of an enclosing
             :func:`~pymodelkit.registry.tls.use_tls_options` block; the client certificate then defaults to
-            ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY``. The files are checked readable here (NotFoundError,
-            ModelKitError naming the file), before any request.
+            ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY``. The files are checked here (NotFoundError, ModelKitError:
+            one line naming the file), before any request; with plain HTTP only when an https request needs them.
         timeout_s: connect/read/write timeout of each request, seconds.
         retry: the request-level retry policy of idempotent requests.
         transport: replaces the HTTP transport (tests); retry still wraps it.
@@ -161,30 +167,14 @@ class RegistryClient:
         if self._scheme is None and not is_loopback(self.host):
             self._scheme = "https"
         self._scheme_lock = threading.Lock()
-        tls_files = resolve_tls_options(ca_bundle=ca_bundle, client_cert=client_cert)
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-
-        def through(proxy: str | None) -> httpx.BaseTransport:
-            """http requests through a transport that never loads the CA bundle; https through a verifying one built
-            on the first https request (registry/tls.py). An https proxy is a TLS peer for every request: verified."""
-
-            def secure() -> httpx.BaseTransport:
-                verify = ssl_context(tls_verify=tls_verify, ca_bundle=tls_files.ca_files, trust_env=trust_env,
-                                     client_cert=tls_files.client_cert)
-                return httpx.HTTPTransport(verify=verify, limits=limits, proxy=proxy)
-
-            if proxy is not None and proxy.lower().startswith("https://"):
-                return secure()
-            return SchemeTransport(plain_transport(limits, proxy), secure)
-
-        base = transport if transport is not None else through(None)
-        mounts: dict[str, httpx.BaseTransport | None] = {}
-        if trust_env and transport is None and not is_loopback(self.host):
-            for pattern, proxy in _environment_proxies().items():
-                mounts[pattern] = None if proxy is None else RetryTransport(through(proxy), retry)
+        tls_files = deferred_tls_options(ca_bundle=ca_bundle, client_cert=client_cert)
+        if self._scheme != "http":
+            tls_files()  # https to the registry (or a probe of it): check the files now, before any request
+        base, mounts = registry_transports(self.host, tls_files=tls_files, tls_verify=tls_verify,
+                                           trust_env=trust_env, retry=retry, transport=transport)
         self._client = httpx.Client(
             auth=_make_auth(registry, credentials),
-            transport=RetryTransport(base, retry),
+            transport=base,
             mounts=mounts,
             headers={"User-Agent": USER_AGENT},
             timeout=httpx.Timeout(timeout_s),
@@ -498,6 +488,42 @@ def is_certificate_error(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def registry_transports(
+    host: str,
+    *,
+    tls_files: Callable[[], TlsOptions],
+    tls_verify: bool,
+    trust_env: bool,
+    retry: RetryPolicy,
+    transport: httpx.BaseTransport | None = None,
+) -> tuple[httpx.BaseTransport, dict[str, httpx.BaseTransport | None]]:
+    """The ``transport`` and ``mounts`` of an ``httpx.Client`` for the registry at ``host``, each retrying as
+    ``retry`` says. http requests go through a transport that never loads the CA bundle; https ones through a
+    verifying one built on the first https request (registry/tls.py), with the files ``tls_files`` returns then.
+    With ``trust_env``, ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` and ``SSL_CERT_FILE``/``SSL_CERT_DIR`` apply, but
+    a loopback ``host`` is never proxied; an https proxy is a TLS peer for every request, so its transport is built
+    (and ``tls_files`` called) here. ``transport`` replaces the HTTP transport (tests), with no proxies."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+
+    def through(proxy: str | None) -> httpx.BaseTransport:
+        def secure() -> httpx.BaseTransport:
+            files = tls_files()
+            verify = ssl_context(tls_verify=tls_verify, ca_bundle=files.ca_files, trust_env=trust_env,
+                                 client_cert=files.client_cert)
+            return httpx.HTTPTransport(verify=verify, limits=limits, proxy=proxy)
+
+        if proxy is not None and proxy.lower().startswith("https://"):
+            return secure()
+        return SchemeTransport(plain_transport(limits, proxy), secure)
+
+    base = transport if transport is not None else through(None)
+    mounts: dict[str, httpx.BaseTransport | None] = {}
+    if trust_env and transport is None and not is_loopback(host):
+        for pattern, proxy in _environment_proxies().items():
+            mounts[pattern] = None if proxy is None else RetryTransport(through(proxy), retry)
+    return RetryTransport(base, retry), mounts
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -18,11 +18,11 @@ holding both. Which files a client uses (:func:`resolve_tls_options`): its argum
 certificate, ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY``. How those variables and kit's ``--cert``/``--key`` combine
 is decided in one place, :func:`choose_client_cert`, which the CLI and the pykitops layer call too.
 
-Every file is checked when the client is made, before any request (:func:`check_tls_options`): readable, and usable
-as OpenSSL will use it — tried on a bare ``ssl.SSLContext`` (no CA bundle loaded), the verdict memoized per file
-version. A file OpenSSL refuses is then looked at with ``cryptography`` to say in one line what is wrong (empty, DER
-instead of PEM, a key where a certificate belongs or the reverse, encrypted, not matching), naming the flag, variable
-or argument it came from and the file. The contents are never logged.
+Every file is checked before any request (:func:`check_tls_options`; how, in :mod:`pymodelkit.registry.tls_files`):
+readable, and usable as OpenSSL will use it, or one line naming the flag, variable or argument it came from, the file
+and what is wrong. A client that can make https requests to its registry checks them when it is made. A plain-HTTP
+client (``plain_http=True``) reads no TLS file unless it makes an https request after all (a redirect to https
+storage, an https token server): :func:`deferred_tls_options` resolves and checks them then.
 """
 
 from __future__ import annotations
@@ -34,18 +34,24 @@ import logging
 import os
 import ssl
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import httpx
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 
 from pymodelkit import settings
-from pymodelkit.errors import ModelKitError, NotFoundError
+from pymodelkit.errors import ModelKitError
+from pymodelkit.registry.tls_files import (
+    FileStamp,
+    check_ca_file,
+    check_client_cert,
+    check_tls_file,
+    file_stamp,
+    holds_private_key,
+    load_ca_file,
+    load_client_cert,
+)
 
 __all__ = [
     "CaBundle",
@@ -57,6 +63,7 @@ __all__ = [
     "check_tls_options",
     "choose_client_cert",
     "current_tls_options",
+    "deferred_tls_options",
     "plain_transport",
     "resolve_tls_options",
     "ssl_context",
@@ -125,24 +132,6 @@ def use_tls_options(options: TlsOptions) -> Iterator[TlsOptions]:
         _SCOPE.reset(token)
 
 
-def check_tls_file(path: StrPath, *, what: str) -> str:
-    """Check that ``path`` is a readable file and return it as ``str``; ``what`` names it in the error (``"client
-    certificate"``, ``"--tls-cert"``).
-
-    Raises:
-        NotFoundError: there is no such file. ModelKitError: it is a directory or cannot be read.
-    """
-    name = os.fspath(path)
-    try:
-        with open(name, "rb"):
-            pass
-    except FileNotFoundError:
-        raise NotFoundError(f"cannot read the {what} file {name}: no such file", path=name) from None
-    except OSError as exc:
-        raise ModelKitError(f"cannot read the {what} file {name}: {exc.strerror or exc}", path=name) from None
-    return name
-
-
 def choose_client_cert(
     cert: StrPath | None = None, key: StrPath | None = None, *, names: tuple[str, str] = ("--cert", "--key")
 ) -> ClientCertChoice:
@@ -165,7 +154,7 @@ def choose_client_cert(
             raise ModelKitError(f"{_KEY_VARIABLE} is set but {_CERT_VARIABLE} is not: a client key needs its "
                                 "certificate")
         return ClientCertChoice(None, (cert_name, key_name), unpaired_key=key_name if chosen_key else None)
-    if chosen_key is None and env_cert and not _holds_private_key(chosen_cert):
+    if chosen_key is None and env_cert and not holds_private_key(chosen_cert):
         logger.warning("%s is set without %s and %s holds no key: not using it", _CERT_VARIABLE, _KEY_VARIABLE,
                        chosen_cert)
         return ClientCertChoice(None, (cert_name, key_name))
@@ -181,7 +170,31 @@ def resolve_tls_options(*, ca_bundle: CaBundle | None = None, client_cert: Clien
         NotFoundError, ModelKitError: a file is missing, unreadable or unusable (named with where it came from), or
             ``KITOPS_CLIENT_KEY`` is set without ``KITOPS_CLIENT_CERT``.
     """
+    return _resolve(_SCOPE.get() or TlsOptions(), ca_bundle, client_cert)
+
+
+def deferred_tls_options(
+    *, ca_bundle: CaBundle | None = None, client_cert: ClientCert | None = None
+) -> Callable[[], TlsOptions]:
+    """:func:`resolve_tls_options`, put off until it is first needed: the returned function resolves and checks the
+    files on its first call and returns the same options on every later one (thread-safe; after a failure the next
+    call tries again). The enclosing :func:`use_tls_options` block is taken now, so the function may be called from
+    any thread or after the block. A plain-HTTP client calls it only when it makes an https request, so a TLS file
+    it never needs is never read."""
     scope = _SCOPE.get() or TlsOptions()
+    lock = threading.Lock()
+    resolved: list[TlsOptions] = []
+
+    def options() -> TlsOptions:
+        with lock:
+            if not resolved:
+                resolved.append(_resolve(scope, ca_bundle, client_cert))
+            return resolved[0]
+
+    return options
+
+
+def _resolve(scope: TlsOptions, ca_bundle: CaBundle | None, client_cert: ClientCert | None) -> TlsOptions:
     if ca_bundle is not None:
         ca_files, ca_name = _ca_files(ca_bundle), _LIBRARY_NAMES[0]
     else:
@@ -208,19 +221,9 @@ def check_tls_options(options: TlsOptions) -> TlsOptions:
     """
     ca_name, cert_name, key_name = options.names
     for name in options.ca_files:
-        check_tls_file(name, what=ca_name)
-        problem = _ca_problem(name, _stamp(name))
-        if problem is not None:
-            raise ModelKitError(f"cannot use the {ca_name} file {name}: {problem}", path=name)
+        check_ca_file(name, what=ca_name)
     if options.client_cert is not None:
-        cert, key = options.client_cert
-        check_tls_file(cert, what=cert_name)
-        if key is not None:
-            check_tls_file(key, what=key_name)
-        stamps = (_stamp(cert), _stamp(key) if key is not None else None)
-        found = _client_problem(cert, key, stamps)
-        if found is not None:
-            raise _client_error(cert, key, (cert_name, key_name), found)
+        check_client_cert(*options.client_cert, names=(cert_name, key_name))
     return options
 
 
@@ -244,7 +247,7 @@ def ssl_context(
     ca_files = _ca_files(ca_bundle) if tls_verify and ca_bundle is not None else ()
     pair = _client_pair(client_cert) if client_cert is not None else None
     files = (*ca_files, *((pair[0],) if pair else ()), *((pair[1],) if pair and pair[1] else ()))
-    stamps = tuple(_stamp(name) for name in files)
+    stamps = tuple(file_stamp(name) for name in files)
     return _cached_context(tls_verify, ca_files, pair, trust_env, environment, stamps)
 
 
@@ -255,175 +258,15 @@ def _cached_context(
     client_cert: tuple[str, str | None] | None,
     trust_env: bool,
     environment: tuple[str | None, str | None],
-    stamps: tuple[tuple[int, int, int, int, int], ...],
+    stamps: tuple[FileStamp, ...],
 ) -> ssl.SSLContext:
     del environment, stamps  # part of the cache key only: httpx reads the variables itself, OpenSSL the files
     context = httpx.create_ssl_context(verify=tls_verify, trust_env=trust_env)
     for name in ca_files:
-        try:
-            context.load_verify_locations(cafile=name)
-        except OSError as exc:  # ssl.SSLError is one
-            problem = _ca_problem(name, _stamp(name)) or _reason(exc)
-            raise ModelKitError(f"cannot use the {_LIBRARY_NAMES[0]} file {name}: {problem}", path=name) from None
+        load_ca_file(context, name, what=_LIBRARY_NAMES[0])
     if client_cert is not None:
-        cert, key = client_cert
-        try:
-            context.load_cert_chain(cert, key, password=_refuse_password)
-        except (OSError, _EncryptedKey) as exc:
-            found = _diagnose_client(cert, key) if isinstance(exc, OSError) else ("key", _ENCRYPTED)
-            raise _client_error(cert, key, _LIBRARY_NAMES[1:], found or ("pair", _reason(exc))) from None
+        load_client_cert(context, *client_cert, names=(_LIBRARY_NAMES[1], _LIBRARY_NAMES[2]))
     return context
-
-
-# ----- what is wrong with a file: OpenSSL's verdict, cryptography's words ----------------------------------------
-
-_ENCRYPTED = "it is encrypted; give an unencrypted PEM key (as kit needs)"
-_NO_KEY = "it holds no private key; give its key file too (--key, KITOPS_CLIENT_KEY)"
-_DER_CERT = "it is a DER certificate, not PEM (convert it with: openssl x509 -inform der)"
-_DER_KEY = "it is a DER key, not PEM (convert it with: openssl pkey -inform der)"
-_MISMATCH = "the key does not match the certificate"
-
-
-class _EncryptedKey(Exception):
-    """Raised by the password callback: the key is encrypted (kit takes unencrypted keys only)."""
-
-
-def _refuse_password() -> bytes:
-    raise _EncryptedKey
-
-
-@functools.lru_cache(maxsize=64)
-def _ca_problem(name: str, stamp: tuple[int, int, int, int, int]) -> str | None:
-    """What is wrong with the CA file ``name`` (at version ``stamp``), or None if OpenSSL loads it."""
-    del stamp  # part of the cache key only
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=name)
-        return None
-    except OSError as exc:
-        reason = _reason(exc)
-    data = _read(name)
-    if not data.strip():
-        return "it is empty"
-    if not _pem_certificates(data):
-        if _der_certificate(data):
-            return _DER_CERT
-        return "it holds a private key but no CA certificate" if _holds_key_block(data) else "no CA certificate in it"
-    return f"OpenSSL refuses it ({reason})"
-
-
-_ClientProblem: TypeAlias = "tuple[str, str]"
-"""Which file of a client certificate is wrong (``"cert"``, ``"key"`` or ``"pair"``) and how, in words."""
-
-
-@functools.lru_cache(maxsize=64)
-def _client_problem(
-    cert: str, key: str | None, stamps: tuple[tuple[int, int, int, int, int], tuple[int, int, int, int, int] | None]
-) -> _ClientProblem | None:
-    """What is wrong with the client certificate ``cert`` and its ``key`` (None: in ``cert``), or None if OpenSSL
-    loads them."""
-    del stamps  # part of the cache key only
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert, key, password=_refuse_password)
-        return None
-    except _EncryptedKey:
-        return "key", _ENCRYPTED
-    except OSError as exc:
-        return _diagnose_client(cert, key) or ("pair", f"OpenSSL refuses them ({_reason(exc)})")
-
-
-def _diagnose_client(cert: str, key: str | None) -> _ClientProblem | None:
-    """Why OpenSSL refused ``cert``/``key``, found with cryptography (None: no reason found)."""
-    data = _read(cert)
-    if not data.strip():
-        return "cert", "it is empty"
-    certificates = _pem_certificates(data)
-    if not certificates:
-        if _der_certificate(data):
-            return "cert", _DER_CERT
-        if _holds_key_block(data):
-            swapped = " (are the certificate and the key swapped?)" if key is not None else ""
-            return "cert", f"it holds a private key but no certificate{swapped}"
-        return "cert", "no PEM certificate in it"
-    key_data = _read(key) if key is not None else data
-    if key is not None and not key_data.strip():
-        return "key", "it is empty"
-    try:
-        private_key = serialization.load_pem_private_key(key_data, password=None)
-    except TypeError:  # a password is needed
-        return "key", _ENCRYPTED
-    except (ValueError, UnsupportedAlgorithm):
-        if _holds_key_block(key_data):
-            return "key", "its private key cannot be read (damaged, or of a kind OpenSSL does not take)"
-        if key is None:
-            return "cert", _NO_KEY
-        if _der_key(key_data):
-            return "key", _DER_KEY
-        if _pem_certificates(key_data):
-            return "key", "it holds a certificate but no private key (are the certificate and the key swapped?)"
-        return "key", "no PEM private key in it"
-    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # cryptography's deprecation warnings about odd certificates: not ours
-        if certificates[0].public_key().public_bytes(*spki) != private_key.public_key().public_bytes(*spki):
-            return "pair", _MISMATCH
-    return None
-
-
-def _client_error(cert: str, key: str | None, names: tuple[str, str], found: _ClientProblem) -> ModelKitError:
-    which, problem = found
-    cert_name, key_name = names
-    if which == "cert" or (which == "key" and key is None):
-        return ModelKitError(f"cannot use the {cert_name} file {cert}: {problem}", path=cert)
-    if which == "key":
-        return ModelKitError(f"cannot use the {key_name} file {key}: {problem}", path=key)
-    if key is None:
-        problem = "its key does not match its certificate" if problem == _MISMATCH else problem
-        return ModelKitError(f"cannot use the {cert_name} file {cert}: {problem}", path=cert)
-    return ModelKitError(f"cannot use the {cert_name} file {cert} with the {key_name} file {key}: {problem}",
-                         path=cert)
-
-
-def _pem_certificates(data: bytes) -> list[x509.Certificate]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return x509.load_pem_x509_certificates(data)
-        except ValueError:
-            return []
-
-
-def _der_certificate(data: bytes) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            x509.load_der_x509_certificate(data)
-        except ValueError:
-            return False
-    return True
-
-
-def _der_key(data: bytes) -> bool:
-    try:
-        serialization.load_der_private_key(data, password=None)
-    except TypeError:  # an encrypted DER key is a DER key too
-        return True
-    except (ValueError, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def _holds_key_block(data: bytes) -> bool:
-    """Whether PEM ``data`` has a private key block (``PRIVATE KEY``, ``RSA PRIVATE KEY``, ``EC PRIVATE KEY``…)."""
-    return b"PRIVATE KEY-----" in data
-
-
-def _read(name: str) -> bytes:
-    try:
-        with open(name, "rb") as handle:
-            return handle.read(1 << 22)
-    except OSError:
-        check_tls_file(name, what="TLS")  # raises, naming the file
-        raise
 
 
 def _ca_files(ca_bundle: CaBundle) -> tuple[str, ...]:
@@ -437,32 +280,6 @@ def _client_pair(client_cert: ClientCert) -> tuple[str, str | None]:
         return os.fspath(client_cert), None
     cert, key = client_cert
     return os.fspath(cert), (os.fspath(key) if key is not None and os.fspath(key) else None)
-
-
-def _holds_private_key(name: str) -> bool:
-    """Whether the PEM file ``name`` holds a private key block (a certificate file given without its key file)."""
-    try:
-        with open(name, "rb") as handle:
-            return _holds_key_block(handle.read(1 << 22))
-    except OSError:
-        return True  # let the caller's check name the unreadable file
-
-
-def _stamp(name: str) -> tuple[int, int, int, int, int]:
-    try:
-        stat = os.stat(name)
-    except OSError:
-        check_tls_file(name, what="TLS")  # raises, naming the file
-        raise
-    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns  # ctime: also a same-size edit
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)  # e.g. "PEM lib", "KEY_VALUES_MISMATCH", "NO_CERTIFICATE_OR_CRL_FOUND"
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    return str(exc) or type(exc).__name__
 
 
 class SchemeTransport(httpx.BaseTransport):
