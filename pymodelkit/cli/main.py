@@ -80,7 +80,21 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Interrupted(Exception):
+    """A KeyboardInterrupt carried past click, which would print a blank line and turn it into ``Abort``."""
+
+
+class _Group(click.Group):
+    """The top-level group: a Ctrl-C during a command reaches :func:`main` as :class:`_Interrupted`."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More output: -v info logs, -vv debug logs and tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no informational output.")
 @click.option(
@@ -88,7 +102,8 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     "home",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="The kit home directory holding storage/ (default: $KITOPS_HOME, else ~/.local/share/kitops).",
+    help="The kit home directory holding storage/ (default: $KITOPS_HOME, else $XDG_DATA_HOME/kitops, else "
+         "~/.local/share/kitops).",
 )
 @click.version_option(__version__, "--version", prog_name="pymodelkit")
 @click.pass_context
@@ -156,7 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = any(arg in ("-v", "-vv", "-vvv", "--verbose") for arg in args)
     try:
         cli.main(args=args, prog_name="pymodelkit", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (_Interrupted, KeyboardInterrupt):
+        click.echo("pymodelkit: error: interrupted", err=True)
+        return 130
+    except click.exceptions.Abort:  # a prompt answered with Ctrl-C or end of input
         click.echo("pymodelkit: error: aborted", err=True)
         return 130
     except click.ClickException as exc:
@@ -164,9 +182,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("pymodelkit: error: interrupted", err=True)
-        return 130
     except errors.ModelKitError as exc:
         if verbose:
             traceback.print_exc()

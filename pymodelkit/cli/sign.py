@@ -106,8 +106,11 @@ def generate_key_pair_command(prefix: str, no_password: bool, cosign_format: boo
                                         err=True)).encode()
         if not password and not cosign_format:
             raise click.UsageError("the password is empty: pass --no-password for an unencrypted key")
-    key_path, pub_path = write_key_pair(generate_signing_key(), prefix, password=password, overwrite=force,
-                                        cosign_format=cosign_format)
+    try:
+        key_path, pub_path = write_key_pair(generate_signing_key(), prefix, password=password, overwrite=force,
+                                            cosign_format=cosign_format)
+    except SigningKeyError as exc:  # a key file exists already (an OSError, exit 1, passes through as it is)
+        raise SigningKeyError(f"{exc} (use --force)", path=exc.path) from None
     if not get_state().quiet:
         state = "unencrypted" if password is None and not cosign_format else "encrypted"
         click.echo(f"Private key written to {key_path} ({state}, mode 0600)")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import click
 
 from pymodelkit import catalog
@@ -9,7 +12,7 @@ from pymodelkit.cli.context import get_state
 from pymodelkit.cli.options import plain_http_setting, tls_options
 from pymodelkit.errors import StoreError
 from pymodelkit.kitfile import dump_kitfile
-from pymodelkit.oci.reference import format_for_display, parse_reference
+from pymodelkit.oci.reference import format_for_display, host_port_hint, parse_single_reference
 
 __all__ = [
     "diff_command",
@@ -23,21 +26,41 @@ __all__ = [
 ]
 
 
+logger = logging.getLogger(__name__)
+
 _REMOTE_HELP = "Read from the registry instead of the local store (manifest and config only)."
+
+
+def _warn_host_port(*references: str | None) -> None:
+    """Warn about a reference that reads as a registry ``host:port`` with no repository (a local repository then)."""
+    for reference in references:
+        hint = host_port_hint(reference) if reference else None
+        if hint:
+            logger.warning("%s", hint)
 
 
 @click.command("list")
 @click.argument("repository", required=False)
-@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table: kit's columns, one row per tag; json: kit's objects (repo, digest, tags, modelName, size, "
+                   "author).")
 @tls_options
 def list_command(repository: str | None, output: str, plain_http: bool, tls_verify: bool) -> None:
-    """List the ModelKits in the local store, or the tags of REGISTRY/REPOSITORY in that registry."""
-    if repository and not parse_reference(repository)[0].is_local:
+    """List the ModelKits in the local store, or the tags of REGISTRY/REPOSITORY in that registry.
+
+    REPOSITORY:TAG (or @DIGEST) lists that one only."""
+    ref = parse_single_reference(repository) if repository is not None else None
+    _warn_host_port(repository)
+    if ref is not None and not ref.is_local:
         from pymodelkit.registry.remote import list_remote
 
-        rows = list_remote(repository, plain_http=plain_http_setting(plain_http), tls_verify=tls_verify)
+        rows = list_remote(ref, plain_http=plain_http_setting(plain_http), tls_verify=tls_verify)
     else:
         rows = catalog.list_modelkits(get_state().store(), repository)
+        if ref is not None and ref.digest is not None:
+            rows = [row for row in rows if row.digest == ref.digest]
+        elif ref is not None and ref.tag:  # as kit's list of REGISTRY/REPOSITORY:TAG: that tag's row only
+            rows = [dataclasses.replace(row, tags=(ref.tag,)) for row in rows if ref.tag in row.tags]
     if output == "json":
         click.echo(catalog.format_list_json(rows))
     else:
@@ -50,6 +73,7 @@ def list_command(repository: str | None, output: str, plain_http: bool, tls_veri
 @tls_options
 def inspect_command(reference: str, remote: bool, plain_http: bool, tls_verify: bool) -> None:
     """Print a ModelKit's digest, Kitfile and manifest as JSON."""
+    _warn_host_port(reference)
     if remote:
         from pymodelkit.registry.remote import inspect_remote
 
@@ -64,6 +88,7 @@ def inspect_command(reference: str, remote: bool, plain_http: bool, tls_verify: 
 @tls_options
 def info_command(reference: str, remote: bool, plain_http: bool, tls_verify: bool) -> None:
     """Print a ModelKit's Kitfile."""
+    _warn_host_port(reference)
     if remote:
         from pymodelkit.registry.remote import info_remote
 
@@ -78,6 +103,7 @@ def info_command(reference: str, remote: bool, plain_http: bool, tls_verify: boo
 @click.argument("target")
 def tag_command(source: str, target: str) -> None:
     """Give the ModelKit SOURCE the additional name TARGET."""
+    _warn_host_port(source, target)
     catalog.tag(source, target, get_state().store())
     click.echo(f"Modelkit {source} tagged as {target}")
 
@@ -98,6 +124,7 @@ def remove_command(
         raise click.UsageError("give either a REFERENCE or --all")
     if remote and remove_all:
         raise click.UsageError("--remote cannot be used with --all")
+    _warn_host_port(reference)
     if remote:
         from pymodelkit.registry.remote import remove_remote
 
@@ -120,6 +147,7 @@ def remove_command(
 @click.argument("second")
 def diff_command(first: str, second: str) -> None:
     """Compare two ModelKits of the local store."""
+    _warn_host_port(first, second)
     result = catalog.diff_modelkits(first, second, get_state().store())
     if result.identical:
         click.echo("ModelKits are identical")

@@ -2,7 +2,9 @@
 
 The first path component is a registry only if it contains ``.`` or ``:``; otherwise the registry is ``localhost`` and
 the whole string is the repository. A bare digest means ``localhost/_@<digest>``. Extra comma-separated tags are
-returned verbatim. An empty tag stays empty: each command decides whether to default it to ``latest``.
+returned verbatim. A reference without a tag leaves the tag empty: each command decides whether to default it to
+``latest``. An empty tag after a ``:`` (``demo:``, ``demo:@sha256:…``) is refused, as docker's reference grammar
+refuses it (kit reads it as no tag), so that no command can take ``demo:`` for ``demo:latest``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ __all__ = [
     "DEFAULT_TAG",
     "UNTAGGED_REPOSITORY",
     "Reference",
+    "host_port_hint",
     "parse_reference",
     "parse_single_reference",
 ]
@@ -109,6 +112,8 @@ def parse_reference(text: str) -> tuple[Reference, list[str]]:
     digest: Digest | None = None
     if "@" in remainder:
         repository, ref = remainder.split("@", 1)
+        if repository.endswith(":"):
+            raise _empty_tag(text)
         repository = repository.split(":", 1)[0]
         try:
             digest = Digest.parse(ref)
@@ -118,6 +123,8 @@ def parse_reference(text: str) -> tuple[Reference, list[str]]:
             ) from None
     elif ":" in remainder:
         repository, tag = remainder.split(":", 1)
+        if not tag:
+            raise _empty_tag(text)
     else:
         repository = remainder
     _check(text, registry, repository, tag)
@@ -136,6 +143,33 @@ def parse_single_reference(reference: str | Reference) -> Reference:
     if extra:
         raise InvalidReferenceError(f"reference cannot include multiple tags: {reference!r}", reference=reference)
     return ref
+
+
+def host_port_hint(reference: str | Reference) -> str | None:
+    """A one-line warning when ``reference`` reads as a registry ``host:port`` with no repository path, else ``None``.
+
+    ``127.0.0.1:5000``, ``localhost:5000`` or ``reg.example.com:443`` parse, per the grammar, as a local repository
+    (``127.0.0.1``) with a numeric tag (``5000``): valid, but rarely what was meant. The repository looks like a
+    host when it is one component that contains ``.`` or is ``localhost``, and the tag like a port when it is a
+    number from 1 to 65535. Text that does not parse gives ``None`` (the command reports it).
+    """
+    try:
+        ref = reference if isinstance(reference, Reference) else parse_reference(reference)[0]
+    except InvalidReferenceError:
+        return None
+    host, port = ref.repository, ref.tag
+    if not ref.is_local or "/" in host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        return None
+    if "." not in host and host != DEFAULT_REGISTRY:
+        return None
+    return (
+        f"{host}:{port} was read as repository {host!r} with tag {port!r}: a registry reference needs a repository "
+        f"path ({host}:{port}/REPOSITORY[:TAG])"
+    )
+
+
+def _empty_tag(text: str) -> InvalidReferenceError:
+    return InvalidReferenceError(f"invalid reference {text!r}: the tag after ':' is empty", reference=text)
 
 
 def _check(text: str, registry: str, repository: str, tag: str) -> None:

@@ -5,7 +5,8 @@ signature, RSA PKCS#1 v1.5 with SHA-256, or pure Ed25519. A :class:`Verification
 raises for a bad one. Private keys load from PKCS#8 PEM (encrypted or not), SEC1 ``EC PRIVATE KEY``, PKCS#1
 ``RSA PRIVATE KEY`` and cosign's ``ENCRYPTED SIGSTORE PRIVATE KEY`` / ``ENCRYPTED COSIGN PRIVATE KEY`` (scrypt +
 NaCl secretbox around a PKCS#8 key, §7.1); public keys from PEM ``PUBLIC KEY`` or ``RSA PUBLIC KEY`` (§7.2). Every
-problem with a key file is a :class:`~pymodelkit.errors.SigningKeyError` with a one-line message naming the file.
+problem with a key file is a :class:`~pymodelkit.errors.SigningKeyError` with a one-line message naming the file;
+a key file that cannot be written is the ``OSError`` of the failure, naming the key file.
 """
 
 from __future__ import annotations
@@ -502,7 +503,10 @@ def write_key_pair(
     empty ``COSIGN_PASSWORD`` does in cosign). Each file is written to a temp file, fsynced, then moved into place.
 
     Raises:
-        SigningKeyError: a file exists already (unless ``overwrite``), or it cannot be written.
+        SigningKeyError: a file exists already (unless ``overwrite``); nothing is written then.
+        OSError: a file cannot be written (a missing or unwritable directory, a full disk): the builtin subclass of
+            the failure (``FileNotFoundError``, ``PermissionError``, …) whose ``filename`` is the key file
+            (``PREFIX.key`` or ``PREFIX.pub``), never the temp file; a half-written pair is removed.
     """
     base = os.fspath(prefix)
     key_path, pub_path = Path(base + ".key"), Path(base + ".pub")
@@ -523,14 +527,13 @@ def write_key_pair(
         raise SigningKeyError(_exists(target), path=str(target)) from None
     except OSError as exc:
         _remove_new(written, overwrite)
-        reason = exc.strerror or type(exc).__name__
-        raise SigningKeyError(f"cannot write key file {target}: {reason}", path=str(target)) from None
+        raise OSError(exc.errno, exc.strerror or type(exc).__name__, str(target)) from None  # errno picks the class
     fsync_dir(key_path.parent)
     return key_path, pub_path
 
 
 def _exists(path: Path) -> str:
-    return f"key file {path} exists already: refusing to overwrite it (use overwrite=True)"
+    return f"key file {path} exists already: refusing to overwrite it"
 
 
 def _remove_new(paths: list[Path], overwrite: bool) -> None:

@@ -503,9 +503,47 @@ def test_write_key_pair_loses_a_race_without_clobbering(tmp_path: Path, monkeypa
 
 
 def test_write_key_pair_into_a_missing_directory(tmp_path: Path) -> None:
-    with pytest.raises(SigningKeyError) as err:
+    """An operating-system failure is the builtin OSError (not a SigningKeyError: the key is fine), naming the key
+    file the caller asked for, never the temp file."""
+    with pytest.raises(FileNotFoundError) as err:
         write_key_pair(generate_signing_key(), tmp_path / "no" / "dir" / "k", password=None)
-    _assert_one_line(err, "cannot write key file", "k.key")
+    assert not isinstance(err.value, SigningKeyError)
+    assert err.value.filename == str(tmp_path / "no" / "dir" / "k.key")
+    assert err.value.strerror == "No such file or directory"
+    assert not (tmp_path / "no").exists()
+
+
+def test_write_key_pair_under_a_file_names_the_key_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError) as err:
+        write_key_pair(generate_signing_key(), tmp_path / "f" / "k", password=None)
+    assert err.value.filename == str(tmp_path / "f" / "k.key")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_write_key_pair_public_key_failure_removes_the_new_private_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = keys_module._write_new
+
+    def full_disk(path: Path, data: bytes, mode: int, *, overwrite: bool) -> None:
+        if path.suffix == ".pub":
+            raise OSError(28, "No space left on device", str(path.with_name(".k.pub.0123.tmp")))
+        real(path, data, mode, overwrite=overwrite)
+
+    monkeypatch.setattr(keys_module, "_write_new", full_disk)
+    with pytest.raises(OSError, match="No space left on device") as err:
+        write_key_pair(generate_signing_key(), tmp_path / "k", password=None)
+    assert err.value.filename == str(tmp_path / "k.pub")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_key_pair_exists_message_names_no_keyword(tmp_path: Path) -> None:
+    (tmp_path / "k.key").write_bytes(b"keep")
+    with pytest.raises(SigningKeyError) as err:
+        write_key_pair(generate_signing_key(), tmp_path / "k", password=None)
+    assert str(err.value) == f"key file {tmp_path / 'k.key'} exists already: refusing to overwrite it"
+    assert err.value.path == str(tmp_path / "k.key")
 
 
 # --- password from the environment -------------------------------------------------------------------------------
