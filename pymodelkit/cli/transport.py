@@ -9,7 +9,7 @@ import click
 from pymodelkit.cli.context import get_state
 from pymodelkit.cli.options import plain_http_setting, tls_options
 from pymodelkit.cli.remote import _ByteSize  # the --chunk-size type push uses
-from pymodelkit.ocilayout.layout import is_layout_location
+from pymodelkit.ocilayout.layout import check_archive_path, is_layout_location
 from pymodelkit.registry.copy import copy
 from pymodelkit.registry.transfer import DEFAULT_CHUNK_BYTES, DEFAULT_CONCURRENCY
 from pymodelkit.transports import load, save
@@ -29,7 +29,7 @@ def save_command(reference: str, output: str, with_signatures: bool, with_parent
                  tls_verify: bool) -> None:
     """Write the ModelKit REFERENCE from local storage into an OCI archive (a tar file), for air-gapped transfer."""
     state = get_state()
-    target = output if is_layout_location(output) else str(Path(output))
+    target = output if is_layout_location(output) else _archive_path(output, "-o")
     result = save(reference, target, with_signatures=with_signatures, with_parents=with_parents,
                   store=state.store(), plain_http=plain_http_setting(plain_http), tls_verify=tls_verify,
                   on_progress=state.progress())
@@ -48,7 +48,8 @@ def load_command(archive: str, reference: str | None, concurrency: int) -> None:
     """Load the ModelKits of an OCI archive (FILE.tar, oci-archive:FILE[:NAME] or oci:DIR[:NAME]) into local
     storage, verifying every blob."""
     state = get_state()
-    result = load(archive, reference=reference, store=state.store(), concurrency=concurrency,
+    source = archive if is_layout_location(archive) else _archive_path(archive, "ARCHIVE")
+    result = load(source, reference=reference, store=state.store(), concurrency=concurrency,
                   on_progress=state.progress())
     if state.quiet:
         return
@@ -119,3 +120,10 @@ def pull_from_layout(reference: str, *, verify_keys: tuple[Path, ...], concurren
     if not state.quiet:
         click.echo(f"Pulled {result.digest}")
     return True
+
+
+def _archive_path(text: str, what: str) -> Path:
+    """A plain archive path as typed: refused when it starts like another transport (``docker-archive:/x.tar``);
+    passed on as a ``Path``, so ``./a:b.tar`` stays a file name."""
+    check_archive_path(text, what)
+    return Path(text)

@@ -4,12 +4,15 @@
 Writing: ``oci-layout``, the ``blobs`` and ``blobs/sha256`` directories, each blob as it streams in (hashed on the
 way and checked against its descriptor), ``index.json`` last, two zero blocks. Headers are the Go-style ones of
 :mod:`pymodelkit.pack.tarstream` (mode 0644/0755, uid 1000, zero times), so the same content gives the same archive
-bytes. The file is written beside its final name and renamed into place only when complete.
+bytes. The file is written beside its final name and renamed into place only when complete; an operating-system
+error (a full disk, a missing permission) names that final name, never the temp file, and a directory that does not
+exist is refused before anything is written (as ``docker save -o`` does).
 
 Reading refuses what unpack refuses and more: absolute names, ``..``, links, devices, anything other than
 ``oci-layout``, ``index.json``, ``blobs/<algorithm>/<hex>`` and their directories (Docker's ``manifest.json`` and
 ``repositories`` beside a layout are ignored), a duplicate member whose content differs, a member whose bytes run
-past the end of the file, and a missing end-of-archive marker. Blob bytes are read with ``pread`` in 1 MiB pieces;
+past the end of the file, and a missing end-of-archive marker; a directory is refused with a message saying whether
+it is an OCI layout (``oci:DIR`` reads it) or not. Blob bytes are read with ``pread`` in 1 MiB pieces;
 their digests are checked by whoever consumes them (a store ingest, another archive, a registry's PUT).
 """
 
@@ -20,6 +23,7 @@ import hashlib
 import logging
 import os
 import secrets
+import stat
 import tarfile
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from pymodelkit._atomic import fsync_dir
+from pymodelkit._atomic import fsync_dir, named_os_error
 from pymodelkit.errors import DigestMismatchError, ModelKitError, NotFoundError, UnsafeArchiveError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
@@ -70,8 +74,16 @@ class ArchiveWriter:
         if self.path.is_dir():  # found now, not by the rename after every byte is written
             raise ModelKitError(f"cannot save to {self.path}: it is a directory (name an archive file, or write "
                                 f"oci:{self.path} for an OCI layout directory)")
+        parent = self.path.parent
+        if not parent.is_dir():
+            if parent.exists():
+                raise ModelKitError(f"cannot save to {self.path}: {parent} is not a directory")
+            raise NotFoundError(f"cannot save to {self.path}: directory {parent} does not exist", path=str(parent))
         self._temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-        self._file: BinaryIO | None = open(self._temp, "xb", buffering=PIECE_BYTES)  # noqa: SIM115 - closed in finish/abort
+        try:
+            self._file: BinaryIO | None = open(self._temp, "xb", buffering=PIECE_BYTES)  # noqa: SIM115 - closed in finish/abort
+        except OSError as exc:
+            raise named_os_error(exc, self.path, [self._temp]) from exc
         self._blobs: set[Digest] = set()
         self.bytes_written = 0
         self._put(tar_header_blocks(_file_entry(OCI_LAYOUT_FILE, len(OCI_LAYOUT_BYTES))))
@@ -136,15 +148,20 @@ class ArchiveWriter:
         self._put_padded(data)
         self._put(END_OF_ARCHIVE)
         handle = self._require_open()
-        handle.flush()
-        os.fsync(handle.fileno())
-        handle.close()
+        try:
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+        except OSError as exc:
+            raise named_os_error(exc, self.path, [self._temp]) from exc
         self._file = None
         try:
             os.replace(self._temp, self.path)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 self._temp.unlink()
+            if isinstance(exc, OSError):
+                raise named_os_error(exc, self.path, [self._temp]) from exc
             raise
         fsync_dir(self.path.parent)
         return self.path
@@ -172,7 +189,10 @@ class ArchiveWriter:
         self.abort()
 
     def _put(self, data: bytes | bytearray | memoryview) -> None:
-        self._require_open().write(data)
+        try:
+            self._require_open().write(data)
+        except OSError as exc:  # ENOSPC from write names no file: name the archive
+            raise named_os_error(exc, self.path, [self._temp]) from exc
         self.bytes_written += len(data)
 
     def _put_padded(self, data: bytes) -> None:
@@ -214,7 +234,10 @@ class ArchiveReader:
         except FileNotFoundError:
             raise NotFoundError(f"archive {self.path} not found", path=str(self.path)) from None
         try:
-            self._size = os.fstat(self._fd).st_size
+            info = os.fstat(self._fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise ModelKitError(_directory_message(self.path))
+            self._size = info.st_size
             self._members = self._scan()
             self.index = self._read_index()
         except BaseException:
@@ -396,6 +419,15 @@ class ArchiveReader:
     def _read_index(self) -> list[Descriptor]:
         parse_oci_layout(self._read_small(OCI_LAYOUT_FILE, MAX_LAYOUT_FILE_BYTES), self.where)
         return parse_index(self._read_small(INDEX_FILE, MAX_INDEX_BYTES), self.where)
+
+
+def _directory_message(path: Path) -> str:
+    """What to say when an archive path is a directory: whether it is an OCI layout (``oci:DIR`` reads it)."""
+    if (path / OCI_LAYOUT_FILE).is_file():
+        return (f"cannot read {path} as an OCI archive: it is a directory holding an OCI layout; write oci:{path} "
+                "to read it as one")
+    return (f"cannot read {path} as an OCI archive: it is a directory but not an OCI layout (no oci-layout file); "
+            "name an OCI archive file, or oci:DIR for a layout directory")
 
 
 def _file_entry(name: str, size: int) -> TarEntry:

@@ -5,6 +5,11 @@ Blobs are written beside their final name, hashed as written, checked against th
 ``blobs/<algorithm>/<hex>``; ``index.json`` is replaced whole (temp then rename), after every blob it names. Adding
 a manifest under a name another entry has moves the name, as a tag moves. Blob files are opened with
 ``O_NOFOLLOW``: a layout whose blobs are symlinks is refused.
+
+A writer remembers what it made — the directories and ``oci-layout`` of :meth:`LayoutDirectory.create`, each blob
+file that was not there before — and :meth:`LayoutDirectory.discard` removes exactly that: a failed copy into a new
+layout leaves no directory, one into an existing layout leaves it as it was (its ``index.json`` is only written at
+the end). An operating-system error while writing a blob names the blob's file, never its temp file.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import hashlib
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 
-from pymodelkit._atomic import fsync_dir, write_atomic
+from pymodelkit._atomic import fsync_dir, named_os_error, write_atomic
 from pymodelkit.errors import DigestMismatchError, ModelKitError, NotFoundError, UnsafeArchiveError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
@@ -51,6 +57,8 @@ class LayoutDirectory:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.where = f"layout {self.path}"
+        self._made: list[Path] = []  # directories and files this object created, in order (see discard)
+        self._lock = threading.Lock()
 
     @classmethod
     def create(cls, path: str | os.PathLike[str]) -> LayoutDirectory:
@@ -60,13 +68,33 @@ class LayoutDirectory:
             ModelKitError: ``path`` exists and is a layout of an unsupported version, or is not a directory.
         """
         layout = cls(path)
-        (layout.path / "blobs" / "sha256").mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-        marker = layout.path / OCI_LAYOUT_FILE
-        if marker.exists():
-            parse_oci_layout(layout._read_small(OCI_LAYOUT_FILE, MAX_LAYOUT_FILE_BYTES), layout.where)
-        else:
-            write_atomic(marker, OCI_LAYOUT_BYTES, mode=_FILE_MODE)
+        if layout.path.exists() and not layout.path.is_dir():
+            raise ModelKitError(f"cannot write oci:{layout.path}: it is not a directory")
+        try:
+            layout._make_dirs(layout.path / "blobs" / "sha256")
+            marker = layout.path / OCI_LAYOUT_FILE
+            if marker.exists():
+                parse_oci_layout(layout._read_small(OCI_LAYOUT_FILE, MAX_LAYOUT_FILE_BYTES), layout.where)
+            else:
+                write_atomic(marker, OCI_LAYOUT_BYTES, mode=_FILE_MODE)
+                layout._made.append(marker)
+        except BaseException:
+            layout.discard()
+            raise
         return layout
+
+    def discard(self) -> None:
+        """Remove what this object wrote: the blob files it added, then the ``oci-layout`` file and the directories
+        :meth:`create` made (a directory only while empty). Call it after a failed copy, when no write is running;
+        a layout that existed keeps everything it had. Errors removing are ignored (the copy's error matters)."""
+        with self._lock:
+            made, self._made = self._made, []
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    path.rmdir()
+                else:
+                    path.unlink()
 
     # ----- reading ---------------------------------------------------------------------------------------------
 
@@ -134,11 +162,12 @@ class LayoutDirectory:
         if self.blob_size(digest) == descriptor.size:
             return
         target = self.path / blob_member_name(digest)
-        target.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        existed = os.path.lexists(target)
         temp = target.with_name(f".{digest.hex}.{secrets.token_hex(4)}.tmp")
         hasher = hashlib.new(digest.algorithm)
         written = 0
         try:
+            self._make_dirs(target.parent)
             with open(temp, "xb", buffering=PIECE_BYTES) as handle:
                 for chunk in chunks:
                     written += len(chunk)
@@ -151,15 +180,22 @@ class LayoutDirectory:
                     handle.write(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
-            if written != descriptor.size or hasher.hexdigest() != digest.hex:
+            if written != descriptor.size:
+                raise DigestMismatchError(f"blob {digest} ended at {written} of its {descriptor.size} bytes",
+                                          expected=str(descriptor.size), actual=str(written))
+            if hasher.hexdigest() != digest.hex:
                 raise DigestMismatchError(
-                    f"blob {digest}: got {written} bytes hashing to {digest.algorithm}:{hasher.hexdigest()}, "
-                    f"expected {descriptor.size} bytes", expected=str(digest),
-                    actual=f"{digest.algorithm}:{hasher.hexdigest()}",
+                    f"blob digest mismatch: expected {digest}, got {digest.algorithm}:{hasher.hexdigest()}",
+                    expected=str(digest), actual=f"{digest.algorithm}:{hasher.hexdigest()}",
                 )
             os.chmod(temp, _FILE_MODE)
             os.replace(temp, target)
+            if not existed:  # a blob that was there (of another size) is replaced, not removed by discard
+                with self._lock:
+                    self._made.append(target)
             fsync_dir(target.parent)
+        except OSError as exc:
+            raise named_os_error(exc, target, [temp]) from exc
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
@@ -180,6 +216,23 @@ class LayoutDirectory:
         write_atomic(self.path / INDEX_FILE, index_bytes([*kept, *manifests]), mode=_FILE_MODE)
 
     # ----- internals -------------------------------------------------------------------------------------------
+
+    def _make_dirs(self, directory: Path) -> None:
+        """``mkdir -p directory``, remembering each directory made (outermost first) for :meth:`discard`."""
+        missing: list[Path] = []
+        for path in (directory, *directory.parents):
+            if path.is_dir():
+                break
+            missing.append(path)
+        for path in reversed(missing):
+            try:
+                path.mkdir(mode=_DIR_MODE)
+            except FileExistsError:
+                if not path.is_dir():
+                    raise
+                continue  # made by someone else meanwhile: not ours to remove
+            with self._lock:
+                self._made.append(path)
 
     def _open(self, digest: Digest) -> int:
         path = self.path / blob_member_name(digest)

@@ -6,6 +6,11 @@ A layout is ``oci-layout`` (``{"imageLayoutVersion":"1.0.0"}``), ``index.json`` 
 containerd's ``io.containerd.image.name`` (the full ``registry/repository:tag``, as ``docker save`` writes it), so a
 load knows which repository a ModelKit belongs to. Locations are skopeo's syntax: ``oci:PATH[:NAME]`` and
 ``oci-archive:PATH[:NAME]``, split at the first ``:`` after the path.
+
+Where a plain file path is also accepted (``save -o FILE``, ``load FILE``), a path that starts like another
+transport (``docker-archive:/x.tar``, ``dir:x``: a word of letters, digits, ``-`` and ``_`` before the first ``:``)
+is refused rather than taken as a file name; ``./a:b.tar``, ``/data/a:b.tar`` and ``v1.0:b.tar`` (a ``/`` or ``.``
+before the colon) are paths (:func:`check_archive_path`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ __all__ = [
     "OCI_LAYOUT_FILE",
     "LayoutLocation",
     "blob_member_name",
+    "check_archive_path",
     "check_name",
     "digest_of_blob_name",
     "image_name_for",
@@ -48,6 +54,7 @@ __all__ = [
     "parse_layout_location",
     "parse_oci_layout",
     "ref_name_of",
+    "transport_prefix",
 ]
 
 OCI_LAYOUT_FILE = "oci-layout"
@@ -64,6 +71,8 @@ _SUPPORTED_LAYOUT_VERSION = "1.0.0"
 # containers/image's oci/layout name rule (refRegexp): no ":", so a name never clashes with the path separator.
 _REF_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+(?:[/+][A-Za-z0-9._-]+)*\Z")
 _BLOB_NAME_RE = re.compile(r"^blobs/([a-z0-9]+(?:[.+_-][a-z0-9]+)*)/([a-zA-Z0-9=_-]+)\Z")
+# What reads as a transport name before the first ":" (skopeo's are docker-archive, dir, containers-storage, ...).
+_TRANSPORT_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +118,32 @@ def parse_layout_location(text: str) -> LayoutLocation:
     if name:
         check_name(name, text)
     return LayoutLocation(kind, Path(path), name or None)
+
+
+def transport_prefix(text: str) -> str | None:
+    """The transport ``text`` starts with (``docker-archive:`` of ``docker-archive:/x.tar``): a word of letters,
+    digits, ``-`` and ``_`` (starting with a letter) then ``:``; ``None`` when there is none, as for ``./a:b.tar``,
+    ``/data/a:b.tar`` or ``v1.0:b.tar`` (a ``/`` or ``.`` before the first colon makes a path)."""
+    match = _TRANSPORT_RE.match(text)
+    return match.group(0) if match else None
+
+
+def check_archive_path(text: str, what: str) -> None:
+    """Accept ``text`` as a plain archive path unless it starts with a transport other than ``oci:`` and
+    ``oci-archive:`` (those are locations, parsed by :func:`parse_layout_location`). ``what`` names the argument in
+    the message (``-o``, ``ARCHIVE``).
+
+    Raises:
+        InvalidReferenceError: ``unknown transport 'docker-archive:' in -o 'docker-archive:/x.tar': …``, listing
+            the supported ones.
+    """
+    prefix = transport_prefix(text)
+    if prefix is None or prefix in (LAYOUT_PREFIX, ARCHIVE_PREFIX):
+        return
+    raise InvalidReferenceError(
+        f"unknown transport {prefix!r} in {what} {text!r}: use oci-archive:FILE[:NAME], oci:DIR[:NAME] or a file "
+        "path (start a file name that has a colon with ./)", reference=text,
+    )
 
 
 def check_name(name: str, where: str) -> None:

@@ -2,18 +2,24 @@
 sink), for :func:`pymodelkit.ocilayout.endpoint.copy_items` (spec ``spec/transport.md`` §4).
 
 Every blob a sink takes is hashed on the way in and checked against its descriptor (the store's ingest, the
-archive writer, the layout writer), so a corrupt source never lands anywhere. The local store keeps ModelKits
+archive writer, the layout writer), so a corrupt source never lands anywhere. A destination that checks only at its
+end (a registry's final PUT) gets its blobs through :class:`VerifiedBlobSource`, which fails the read before a
+corrupt blob's last byte goes out. A failed copy into a layout directory removes what it wrote (new blob files, and
+the directory itself when it made it); into an archive, the partial file. The local store keeps ModelKits
 only: kit's store has no place for signatures, so they stay in the archive or layout they came in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pymodelkit.errors import DigestMismatchError, ModelKitError, NotFoundError, StoreError
 from pymodelkit.oci.descriptor import Descriptor
@@ -40,6 +46,7 @@ __all__ = [
     "LayoutSource",
     "StoreSink",
     "StoreSource",
+    "VerifiedBlobSource",
     "entry_names",
     "is_signature_name",
     "open_layout_sink",
@@ -155,6 +162,7 @@ class LayoutSink:
         self.description = description
         self.max_concurrency = 1 if isinstance(target, ArchiveWriter) else 4
         self.entries: list[Descriptor] = []
+        self.finished = False
 
     def accepts(self, item: ManifestItem) -> bool:
         """A layout keeps every kind of manifest."""
@@ -167,9 +175,19 @@ class LayoutSink:
         return self.target.blob_size(descriptor.digest) == descriptor.size
 
     def write_blob(self, descriptor: Descriptor, source: BlobSource, on_bytes: Callable[[int], None]) -> BlobAction:
-        """Stream the blob from ``source`` into the layout, verified on the way."""
-        with contextlib.closing(source.open_blob(descriptor)) as chunks:
-            self.target.add_blob(descriptor, _counted(chunks, on_bytes))
+        """Stream the blob from ``source`` into the layout, verified on the way.
+
+        Raises:
+            DigestMismatchError: naming the source, when the bytes do not match the descriptor.
+        """
+        try:
+            with contextlib.closing(source.open_blob(descriptor)) as chunks:
+                self.target.add_blob(descriptor, _counted(chunks, on_bytes))
+        except DigestMismatchError as exc:
+            if exc.message.startswith(source.description):
+                raise
+            raise DigestMismatchError(f"{source.description}: {exc.message}", expected=exc.expected,
+                                      actual=exc.actual) from None
         return "copied"
 
     def put_manifest(self, item: ManifestItem) -> bool:
@@ -185,6 +203,18 @@ class LayoutSink:
             self.target.finish(self.entries)
         else:
             self.target.add_manifests(self.entries)
+        self.finished = True
+
+    def abort(self) -> None:
+        """Undo an unfinished copy: an archive's partial file goes; a layout directory loses the blob files this
+        copy added, and the directories and ``oci-layout`` it made (a new layout goes entirely). No-op once
+        :meth:`finish` succeeded."""
+        if self.finished:
+            return
+        if isinstance(self.target, ArchiveWriter):
+            self.target.abort()
+        else:
+            self.target.discard()
 
 
 class StoreSource:
@@ -276,6 +306,86 @@ class StoreSink:
         return True
 
 
+@dataclass(slots=True)
+class _Hashing:
+    """How far a blob's bytes have been hashed, in order; ``verified`` once all of them matched the digest."""
+
+    hasher: Any
+    done: int = 0
+    verified: bool = False
+    failure: DigestMismatchError | None = None
+
+
+class VerifiedBlobSource:
+    """``source``'s blobs, checked against their digests as they stream, for a destination that would find a
+    corrupt blob only at its end (a registry answers ``400 DIGEST_INVALID`` to the final PUT, a registry error).
+
+    A blob's bytes are hashed in order across however many reads serve them: one whole read (a single PUT) or
+    ranged reads one after another (chunked PATCHes, resumed from any offset: bytes hashed already are not hashed
+    again, and a gap is read and hashed first). The read that would hand over a blob's last byte raises
+    :class:`DigestMismatchError` instead when the hash differs, so the destination never gets all of a corrupt
+    blob. Thread-safe across blobs; each blob is read by one thread at a time, as :func:`copy_items` does.
+    """
+
+    def __init__(self, source: BlobSource) -> None:
+        self.source = source
+        self.description = source.description
+        self._blobs: dict[Digest, _Hashing] = {}
+        self._lock = threading.Lock()
+
+    def open_blob(
+        self, descriptor: Descriptor, offset: int = 0, length: int | None = None
+    ) -> Generator[bytes, None, None]:
+        """The blob's bytes from ``offset`` (``length`` of them, default: to the end), as ``source`` serves them.
+
+        Raises (while iterating):
+            DigestMismatchError: the blob's bytes, complete with this read, hash to another digest (or are more
+                than its size); raised instead of yielding the last piece, and again on any later read.
+        """
+        return self._checked(descriptor, offset, length)
+
+    def _checked(self, descriptor: Descriptor, offset: int, length: int | None) -> Generator[bytes, None, None]:
+        with self._lock:
+            state = self._blobs.get(descriptor.digest)
+            if state is None:
+                state = self._blobs[descriptor.digest] = _Hashing(hashlib.new(descriptor.digest.algorithm))
+        if state.failure is not None:
+            raise state.failure
+        if not state.verified and offset > state.done:  # a read that skips ahead: hash the bytes it skips first
+            with contextlib.closing(self.source.open_blob(descriptor, state.done, offset - state.done)) as gap:
+                for piece in gap:
+                    self._hash(descriptor, state, state.done, piece)
+        position = offset
+        with contextlib.closing(self.source.open_blob(descriptor, offset, length)) as chunks:
+            for chunk in chunks:
+                self._hash(descriptor, state, position, chunk)
+                position += len(chunk)
+                yield chunk
+
+    def _hash(self, descriptor: Descriptor, state: _Hashing, position: int, chunk: bytes) -> None:
+        """Hash the part of ``chunk`` (at ``position`` in the blob) beyond what is hashed; at the blob's end, check."""
+        end = position + len(chunk)
+        if state.verified or end <= state.done:
+            return
+        if position > state.done:  # the bytes before this chunk were never read: the blob cannot be checked
+            raise ModelKitError(f"{self.description}: blob {descriptor.digest} could not be read from byte "
+                                f"{state.done} to check its digest")
+        state.hasher.update(memoryview(chunk)[state.done - position:])
+        state.done = end
+        if end < descriptor.size:
+            return
+        actual = f"{descriptor.digest.algorithm}:{state.hasher.hexdigest()}"
+        if end == descriptor.size and actual == str(descriptor.digest):
+            state.verified = True
+            return
+        got = actual if end == descriptor.size else f"more than {descriptor.size} bytes"
+        state.failure = DigestMismatchError(
+            f"{self.description}: blob digest mismatch: expected {descriptor.digest}, got {got}",
+            expected=str(descriptor.digest), actual=got,
+        )
+        raise state.failure
+
+
 def is_signature_name(name: str | None) -> bool:
     """Tell whether a layout name is a signature, attestation or referrers tag (``sha256-<hex>[.sig]``)."""
     return name is not None and _SIGNATURE_NAME_RE.match(name) is not None
@@ -297,13 +407,17 @@ def open_layout_source(location: LayoutLocation) -> Iterator[LayoutSource]:
 
 @contextlib.contextmanager
 def open_layout_sink(location: LayoutLocation) -> Iterator[LayoutSink]:
-    """Open ``location`` for writing: a new archive (removed again unless :meth:`LayoutSink.finish` ran) or a
-    layout directory (created if missing)."""
+    """Open ``location`` for writing: a new archive or a layout directory (created if missing). Unless
+    :meth:`LayoutSink.finish` ran, leaving the block undoes the copy (:meth:`LayoutSink.abort`): no archive file, no
+    new layout directory, an existing layout as it was."""
     if location.kind == "oci-archive":
-        with ArchiveWriter(location.path) as writer:
-            yield LayoutSink(writer, f"oci-archive:{location.path}")
+        sink = LayoutSink(ArchiveWriter(location.path), f"oci-archive:{location.path}")
     else:
-        yield LayoutSink(LayoutDirectory.create(location.path), f"oci:{location.path}")
+        sink = LayoutSink(LayoutDirectory.create(location.path), f"oci:{location.path}")
+    try:
+        yield sink
+    finally:
+        sink.abort()
 
 
 def select_root(source: LayoutSource, name: str | None) -> Descriptor:

@@ -6,7 +6,9 @@ A blob the destination has is skipped (HEAD); between repositories of one regist
 streams from a source GET straight into the destination's upload: one PUT for blobs under ``chunk_bytes``, else
 PATCHes of ``chunk_bytes``, each fed by a ranged GET of just that chunk. After a fault the upload resumes as a push
 does: ask the destination where the session stands, then GET the source again from the acknowledged offset (or
-restart the blob when the session is lost). The destination checks each digest at its PUT. Manifests go last: the
+restart the blob when the session is lost). The destination checks each digest at its PUT; blobs from an OCI layout
+or archive are also checked as they stream (:class:`~pymodelkit.ocilayout.local.VerifiedBlobSource`), so a corrupt
+archive fails as a digest mismatch before its last byte is sent. Manifests go last: the
 ModelKit under the destination tag, then the ``.sig`` tag, the referrers, and the ``sha256-<hex>`` fallback index
 (merged with one already there; not written when the destination has a referrers API).
 """
@@ -40,8 +42,15 @@ from pymodelkit.ocilayout.endpoint import (
     copy_items,
     manifest_item,
 )
-from pymodelkit.ocilayout.layout import LayoutLocation, is_layout_location, parse_layout_location
-from pymodelkit.ocilayout.local import LayoutSink, open_layout_sink, open_layout_source, select_root
+from pymodelkit.ocilayout.layout import LayoutLocation, is_layout_location, parse_layout_location, transport_prefix
+from pymodelkit.ocilayout.local import (
+    LayoutSink,
+    LayoutSource,
+    VerifiedBlobSource,
+    open_layout_sink,
+    open_layout_source,
+    select_root,
+)
 from pymodelkit.progress import ProgressCallback
 from pymodelkit.registry.client import BLOB_GET_HEADERS, RegistryClient, pull_scope
 from pymodelkit.registry.responses import check_response, redact_url, transport_failure
@@ -62,6 +71,9 @@ _NO_REFERRERS_API = frozenset({400, 404, 405, 501})
 _CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 _MAX_REFERRER_PAGES = 100
+# containers/image's transports other than the three copy takes: named in the error rather than read as a reference.
+_OTHER_TRANSPORTS = frozenset({"containers-storage:", "dir:", "docker-archive:", "docker-daemon:", "ostree:", "sif:",
+                               "tarball:"})
 
 
 class RegistryEndpoint:
@@ -308,11 +320,25 @@ def parse_endpoint_location(text: str | Reference) -> Reference | LayoutLocation
     in front, as skopeo writes it; no tag means ``latest``).
 
     Raises:
-        InvalidReferenceError: malformed, several tags, or a reference without a registry host.
+        InvalidReferenceError: malformed, several tags, a reference without a registry host, or another transport
+            (``docker-archive:x.tar``, ``tar:/x.tar``: one of skopeo's, or a ``word:`` before a path).
     """
     if not isinstance(text, Reference) and is_layout_location(text):
         return parse_layout_location(text)
-    ref = parse_single_reference(text if isinstance(text, Reference) else text.removeprefix("docker://"))
+    if isinstance(text, Reference):
+        ref = text
+    else:
+        prefix = transport_prefix(text)
+        unknown = InvalidReferenceError(
+            f"unknown transport {prefix!r} in {text!r}: copy takes oci:DIR[:NAME], oci-archive:FILE[:NAME], "
+            "docker://REFERENCE or a registry reference", reference=text,
+        )
+        # A "word:" before a path is never a registry host (a port is digits), whatever the reference parser says.
+        before_path = prefix is not None and not text.startswith("docker://") and text[len(prefix):].startswith(
+            ("/", "."))
+        if prefix in _OTHER_TRANSPORTS or before_path:
+            raise unknown
+        ref = parse_single_reference(text.removeprefix("docker://"))
     if ref.is_local:
         raise InvalidReferenceError(
             f"registry is required when copying: {ref.display()} has no registry host (use push or save for "
@@ -408,7 +434,10 @@ def copy(
             if not signatures:
                 logger.warning("no signatures found for %s in %s", fetched.digest, origin.description)
             items += signatures
-        result = copy_items(origin, sink, items, concurrency=concurrency, on_progress=on_progress)
+        blobs: BlobSource = origin
+        if isinstance(origin, LayoutSource) and isinstance(sink, RegistryEndpoint):
+            blobs = VerifiedBlobSource(origin)  # the registry would check each digest only at its final PUT
+        result = copy_items(blobs, sink, items, concurrency=concurrency, on_progress=on_progress)
         if isinstance(sink, LayoutSink):
             sink.finish()
     logger.info("copied %s from %s to %s", fetched.digest, source, destination)
