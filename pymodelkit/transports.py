@@ -36,7 +36,13 @@ from pymodelkit.ocilayout.endpoint import (
     copy_items,
     manifest_item,
 )
-from pymodelkit.ocilayout.layout import LayoutLocation, is_layout_location, parse_layout_location, ref_name_of
+from pymodelkit.ocilayout.layout import (
+    LayoutLocation,
+    check_archive_path,
+    is_layout_location,
+    parse_layout_location,
+    ref_name_of,
+)
 from pymodelkit.ocilayout.local import (
     LayoutSource,
     StoreSink,
@@ -92,16 +98,19 @@ class LoadResult:
 
 
 def to_layout_location(target: str | os.PathLike[str] | LayoutLocation) -> LayoutLocation:
-    """``oci:DIR[:NAME]`` and ``oci-archive:FILE[:NAME]`` as written; any other string or path is an archive file.
+    """``oci:DIR[:NAME]`` and ``oci-archive:FILE[:NAME]`` as written; any other path is an archive file. A string
+    that starts with another transport (``docker-archive:``, ``dir:``) is refused; a :class:`~pathlib.Path` is a path.
 
     Raises:
-        InvalidReferenceError: a malformed ``oci:``/``oci-archive:`` location.
+        InvalidReferenceError: a malformed ``oci:``/``oci-archive:`` location, or another transport's.
     """
     if isinstance(target, LayoutLocation):
         return target
     text = os.fspath(target)
     if is_layout_location(text):
         return parse_layout_location(text)
+    if isinstance(target, str):
+        check_archive_path(text, "location")
     return LayoutLocation("oci-archive", Path(text))
 
 

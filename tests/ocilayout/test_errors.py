@@ -264,6 +264,17 @@ def test_save_refuses_an_unknown_transport_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_the_library_refuses_an_unknown_transport_in_a_string_but_takes_a_path_as_a_path(
+    saved: Saved, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidReferenceError, match=r"^unknown transport 'docker-archive:' in location "):
+        pymodelkit.save(REFERENCE, "docker-archive:x.tar", store=saved.store)
+    assert not (tmp_path / "docker-archive:x.tar").exists()
+    pymodelkit.save(REFERENCE, Path("docker-archive:x.tar"), store=saved.store)  # a Path is a file name
+    assert (tmp_path / "docker-archive:x.tar").read_bytes() == saved.archive.read_bytes()
+
+
 def test_a_file_name_with_a_colon_works_when_written_as_a_path(
     saved: Saved, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
