@@ -7,6 +7,10 @@ the keys sorted), named as in ``mlflow.md`` §4; a ``python_function``-only mode
 ``loader_module``). The version is that flavor's library version key; the format is the flavor's own word for its
 serialization (``serialization_format``, ``model_format`` or ``save_format``) or ``cloudpickle`` for a custom
 ``python_model``. Nothing is guessed beyond what the file says.
+
+``init`` is lenient: a broken MLmodel warns and the folder is still one model (kit's own ``init`` does not know
+MLmodel at all and packs it as a plain file). ``mlflow pack`` is strict: it packs an MLflow model, and one whose
+MLmodel does not parse is not one, so :func:`load_mlmodel_document` refuses it (``file:line``, exit 3).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from dataclasses import dataclass
 
 import yaml
 
-__all__ = ["MLMODEL_FILE", "MLmodelInfo", "parse_mlmodel", "read_mlmodel"]
+from pymodelkit.errors import KitfileError
+
+__all__ = ["MLMODEL_FILE", "MLmodelInfo", "load_mlmodel_document", "parse_mlmodel", "read_mlmodel"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +88,35 @@ def read_mlmodel(path: str | os.PathLike[str]) -> MLmodelInfo:
         logger.warning("Cannot read %s: %s", os.fspath(path), err.strerror or err)
         return MLmodelInfo()
     return parse_mlmodel(data)
+
+
+def load_mlmodel_document(data: bytes, *, source: str) -> dict[str, object]:
+    """The MLmodel document ``data`` as a mapping, strictly: YAML that does not parse, or is not a mapping, is an
+    invalid MLflow model.
+
+    Args:
+        data: the file's bytes.
+        source: the name used in the message (the MLmodel's path or URI as the user would know it).
+
+    Raises:
+        KitfileError: ``<source>:<line>: invalid MLmodel: <YAML's reason>`` (``path`` and ``line`` set), or
+            ``<source>:1: invalid MLmodel: it must be a YAML mapping, not <kind>``.
+    """
+    try:
+        document = yaml.safe_load(data)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = int(mark.line) + 1 if mark is not None else 0
+        detail = "; ".join(part for part in (err.context, err.problem) if part)
+        where = f"{source}:{line}" if line else source
+        raise KitfileError(f"{where}: invalid MLmodel: {detail}", path=source, line=line or None) from None
+    except yaml.YAMLError as err:
+        raise KitfileError(f"{source}: invalid MLmodel: {' '.join(str(err).split())}", path=source) from None
+    if not isinstance(document, dict):
+        kind = "an empty file" if document is None else "a sequence" if isinstance(document, list) else "a scalar"
+        raise KitfileError(f"{source}:1: invalid MLmodel: it must be a YAML mapping, not {kind}", path=source,
+                           line=1)
+    return {str(key): value for key, value in document.items()}
 
 
 def _flavor_facts(flavors: object) -> tuple[str, str, str, str]:

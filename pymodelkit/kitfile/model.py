@@ -3,6 +3,9 @@
 Attribute names are snake_case; the YAML/JSON keys are kit's (``manifestVersion``, ``remotePath``, ``diffId``,
 ``mcpServers``). Every string field defaults to ``""`` (kit's zero value: omitted when empty). ``parameters`` holds any
 YAML value; ``None`` means absent. ``digest`` and ``diff_id`` are filled by pack and never appear in YAML.
+``Kitfile.source`` (the file name given to the loader) and each element's ``line`` (1-based, ``0`` when unknown) say
+where a Kitfile read from YAML came from, so validation messages can name the file and line; they take no part in
+equality, ``repr`` or any output.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class ModelPart:
     type: str = ""
     digest: str = ""
     diff_id: str = ""
+    line: int = field(default=0, compare=False, repr=False)  # where it was read from; 0: not read from YAML
 
 
 @dataclass
@@ -74,6 +78,7 @@ class Model:
     parameters: object = None
     digest: str = ""
     diff_id: str = ""
+    line: int = field(default=0, compare=False, repr=False)  # where it was read from; 0: not read from YAML
 
 
 @dataclass
@@ -85,6 +90,7 @@ class Code:
     license: str = ""
     digest: str = ""
     diff_id: str = ""
+    line: int = field(default=0, compare=False, repr=False)  # where it was read from; 0: not read from YAML
 
 
 @dataclass
@@ -100,6 +106,7 @@ class Dataset:
     parameters: object = None
     digest: str = ""
     diff_id: str = ""
+    line: int = field(default=0, compare=False, repr=False)  # where it was read from; 0: not read from YAML
 
 
 @dataclass
@@ -110,6 +117,7 @@ class Docs:
     description: str = ""
     digest: str = ""
     diff_id: str = ""
+    line: int = field(default=0, compare=False, repr=False)  # where it was read from; 0: not read from YAML
 
 
 @dataclass
@@ -121,6 +129,7 @@ class Prompt:
     description: str = ""
     digest: str = ""
     diff_id: str = ""
+    line: int = field(default=0, compare=False, repr=False)  # where it was read from; 0: not read from YAML
 
 
 @dataclass
@@ -132,6 +141,7 @@ class McpServer:
     description: str = ""
     digest: str = ""
     diff_id: str = ""
+    line: int = field(default=0, compare=False, repr=False)  # where it was read from; 0: not read from YAML
 
 
 LayerElement = Model | ModelPart | Code | Dataset | Docs | Prompt | McpServer
@@ -149,6 +159,7 @@ class Kitfile:
     docs: list[Docs] = field(default_factory=list)
     prompts: list[Prompt] = field(default_factory=list)
     mcp_servers: list[McpServer] = field(default_factory=list)
+    source: str = field(default="", compare=False, repr=False)  # the file it was read from ("": not read)
 
     def copy(self) -> Kitfile:
         """A deep copy, safe to fill with layer digests."""

@@ -3,16 +3,23 @@
 
 Paths are classified like kit's ``GetPathType`` (ModelKit reference, then Go's ``url.Parse``), cleaned with
 ``filepath.Clean`` before the duplicate, absolute and outside-the-context checks, and compared with Go's
-``filepath.Rel`` against remote (ModelKit-reference) datasets. Messages are kit's, sorted as kit sorts them.
+``filepath.Rel`` against remote (ModelKit-reference) datasets. Messages are kit's, sorted as kit sorts them, except
+that an unnamed model or part is ``model``/``modelpart`` (kit writes ``model `` with a dangling space). A Kitfile
+read from a file (``Kitfile.source``) gets its messages located: ``<file>:<line>: <element>: <kit's message>``, the
+element named by its key (``model``, ``model.parts[0]``, ``datasets[1] (name: train)``).
+
+Kit only warns about ``manifestVersion`` (any value but ``1.0.0``, missing included): current kit's
+``KitFile.Validate`` warns ``Unrecognized manifestVersion X: treating Kitfile as 1.0.0`` and packs; so do we.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from pymodelkit.errors import InvalidReferenceError, KitfileError
-from pymodelkit.kitfile.model import Kitfile
+from pymodelkit.kitfile.model import Kitfile, LayerElement
 from pymodelkit.kitfile.paths import clean_path, is_local_path
 from pymodelkit.oci.reference import parse_reference
 
@@ -61,125 +68,178 @@ def _path_type(path: str) -> tuple[PathType, str | None]:
     return "unknown", f"unrecognized URL in path: {path}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """The element a problem is about: kit's id for it (``dataset layer 1``), its key in the Kitfile
+    (``datasets[1] (name: train)``) and the line it starts at (0: unknown)."""
+
+    kit_id: str
+    key: str
+    line: int
+
+
+def _where(kit_id: str, key: str, element: LayerElement) -> _Where:
+    name = getattr(element, "name", "")
+    return _Where(kit_id, f"{key} (name: {name})" if name else key, element.line)
+
+
 def validate_kitfile(kitfile: Kitfile) -> list[str]:
     """Check ``kitfile`` as kit does before packing; return the warnings.
 
-    Warnings: a ``manifestVersion`` other than ``1.0.0``; a ``remoteHash`` given with a ModelKit-reference dataset.
+    Warnings (kit's words): a ``manifestVersion`` other than ``1.0.0``, a missing one included (kit only warns
+    too); a ``remoteHash`` given with a ModelKit-reference dataset.
 
     Raises:
-        KitfileError: one or more rules are broken. ``str(err)`` is ``invalid Kitfile: <p1>; <p2>`` and
-            ``err.problems`` the messages (kit's words, sorted as kit sorts them); ``err.warnings`` the warnings.
+        KitfileError: one or more rules are broken. ``err.problems`` are the messages (kit's words, sorted as kit
+            sorts them) and ``err.warnings`` the warnings. ``str(err)`` is one line: for a Kitfile read from a file
+            (``kitfile.source``), ``<file>:<line>: <element>: <problem>`` with any further problems appended as
+            ``; line <n>: <element>: <problem>`` (``err.path``, ``err.line`` and ``err.key`` are the first one's);
+            for one built in code, ``invalid Kitfile: <p1>; <p2>``.
     """
     warnings: list[str] = []
     if kitfile.manifest_version != MANIFEST_VERSION:
         warnings.append(f"Unrecognized manifestVersion {kitfile.manifest_version}: treating Kitfile as 1.0.0")
-    errors: list[str] = []
-    paths: dict[str, list[str]] = {}
+    errors: list[tuple[str, _Where]] = []
+    paths: dict[str, list[_Where]] = {}
     remote_dataset_paths: list[str] = []
 
-    def add_path(path: str, source: str) -> None:
-        paths.setdefault(clean_path(path or "."), []).append(source)
+    def add_path(path: str, where: _Where) -> None:
+        paths.setdefault(clean_path(path or "."), []).append(where)
 
-    def check_local(path: str, label: str) -> bool:
+    def check_local(path: str, label: str, where: _Where) -> bool:
         kind, error = _path_type(path)
         if error is not None:
-            errors.append(f"invalid path for {label} ({path}): {error}")
+            errors.append((f"invalid path for {label} ({path}): {error}", where))
         if kind != "local":
-            errors.append(f"invalid path for {label} ({path}): only local paths are permitted")
+            errors.append((f"invalid path for {label} ({path}): only local paths are permitted", where))
         return kind == "local"
 
     model = kitfile.model
     if model is not None:
-        add_path(model.path, f"model {model.name}")
+        where = _where(_kit_id("model", model.name), "model", model)
+        add_path(model.path, where)
         kind, error = _path_type(model.path)
         if error is not None:
-            errors.append(f"invalid path for model: {error}")
+            errors.append((f"invalid path for model: {error}", where))
         if kind not in ("local", "modelkit"):
-            errors.append("invalid path for model: only local paths and ModelKit references are permitted")
-        for part in model.parts:
-            add_path(part.path, f"modelpart {part.name}")
-            check_local(part.path, "model part")
+            errors.append(("invalid path for model: only local paths and ModelKit references are permitted", where))
+        for index, part in enumerate(model.parts):
+            part_id = _kit_id("modelpart", part.name)
+            where = _where(part_id, f"model.parts[{index}]", part)
+            add_path(part.path, where)
+            check_local(part.path, "model part", where)
             if part.type:
                 if not _MODEL_PART_TYPE_RE.fullmatch(part.type):
-                    errors.append(
-                        f"modelpart {part.name} has invalid type (must be alphanumeric with dots, dashes, and "
-                        "underscores)"
-                    )
+                    errors.append((
+                        f"{part_id} has invalid type (must be alphanumeric with dots, dashes, and underscores)",
+                        where,
+                    ))
                 if len(part.type.encode("utf-8", "surrogatepass")) > _MODEL_PART_TYPE_MAX_LEN:
-                    errors.append(
-                        f"modelpart {part.name} type is too long (must be fewer than {_MODEL_PART_TYPE_MAX_LEN} "
-                        "characters)"
-                    )
+                    errors.append((
+                        f"{part_id} type is too long (must be fewer than {_MODEL_PART_TYPE_MAX_LEN} characters)",
+                        where,
+                    ))
     for index, code in enumerate(kitfile.code):
-        add_path(code.path, f"code layer {index}")
-        check_local(code.path, "code")
+        where = _where(f"code layer {index}", f"code[{index}]", code)
+        add_path(code.path, where)
+        check_local(code.path, "code", where)
     for index, dataset in enumerate(kitfile.datasets):
-        add_path(dataset.path, f"dataset layer {index}")
-        check_local(dataset.path, "dataset")
+        where = _where(f"dataset layer {index}", f"datasets[{index}]", dataset)
+        add_path(dataset.path, where)
+        check_local(dataset.path, "dataset", where)
         if dataset.remote_path:
             kind, error = _path_type(dataset.remote_path)
             if error is not None:
-                errors.append(f"invalid remote path for dataset ({dataset.remote_path}): {error}")
+                errors.append((f"invalid remote path for dataset ({dataset.remote_path}): {error}", where))
             if kind == "s3":
                 if not dataset.remote_hash:
-                    errors.append(f"remoteHash is required when remote dataset paths are used ({dataset.remote_path})")
+                    errors.append((
+                        f"remoteHash is required when remote dataset paths are used ({dataset.remote_path})", where
+                    ))
             elif kind == "modelkit":
                 if dataset.remote_hash:
                     warnings.append(f"remoteHash is ignored for ModelKit references in datasets ({dataset.path})")
                 remote_dataset_paths.append(clean_path(dataset.path))
             else:
-                errors.append(
+                errors.append((
                     "only S3 URLs and ModelKit references are supported for remote dataset paths "
-                    f"({dataset.remote_path})"
-                )
+                    f"({dataset.remote_path})",
+                    where,
+                ))
         elif dataset.remote_hash:
-            errors.append("remote hash is only applicable when remotePath is set")
+            errors.append(("remote hash is only applicable when remotePath is set", where))
     for index, docs in enumerate(kitfile.docs):
-        add_path(docs.path, f"docs layer {index}")
-        check_local(docs.path, "doc")
+        where = _where(f"docs layer {index}", f"docs[{index}]", docs)
+        add_path(docs.path, where)
+        check_local(docs.path, "doc", where)
     for index, prompt in enumerate(kitfile.prompts):
-        add_path(prompt.path, f"prompt layer {index}")
-        check_local(prompt.path, "prompt")
+        where = _where(f"prompt layer {index}", f"prompts[{index}]", prompt)
+        add_path(prompt.path, where)
+        check_local(prompt.path, "prompt", where)
     server_names: set[str] = set()
     for index, server in enumerate(kitfile.mcp_servers):
-        add_path(server.path, f"mcpServer layer {index}")
+        where = _where(f"mcpServer layer {index}", f"mcpServers[{index}]", server)
+        add_path(server.path, where)
         kind, error = _path_type(server.path)
         if error is not None:
-            errors.append(f"invalid path for mcpServer ({server.path}): {error}")
+            errors.append((f"invalid path for mcpServer ({server.path}): {error}", where))
         if kind != "local":
-            errors.append(f"invalid path for mcpServer ({server.path}): only local paths are permitted")
+            errors.append((f"invalid path for mcpServer ({server.path}): only local paths are permitted", where))
         elif not server.path.endswith(".mcpb"):
-            errors.append(f"invalid path for mcpServer ({server.path}): path must point to a single .mcpb file")
+            errors.append((
+                f"invalid path for mcpServer ({server.path}): path must point to a single .mcpb file", where
+            ))
         if not server.name:
-            errors.append(f"mcpServer with path {server.path} must have a name")
+            errors.append((f"mcpServer with path {server.path} must have a name", where))
         elif server.name in server_names:
-            errors.append(f"duplicate mcpServer name {server.name}: names must be unique")
+            errors.append((f"duplicate mcpServer name {server.name}: names must be unique", where))
         else:
             server_names.add(server.name)
 
-    for path, ids in paths.items():
-        if len(ids) > 1:
-            errors.append(f"{', '.join(ids[:-1])} and {ids[-1]} use the same path {path}")
+    for path, users in paths.items():
+        ids = [user.kit_id for user in users]
+        if len(ids) > 1:  # located at the last user: the one that repeats the path
+            errors.append((f"{', '.join(ids[:-1])} and {ids[-1]} use the same path {path}", users[-1]))
         if path.startswith("/"):
-            errors.append(f"absolute paths are not supported in a Kitfile (path {path} in {ids[0]})")
+            errors.append((f"absolute paths are not supported in a Kitfile (path {path} in {ids[0]})", users[0]))
         elif _path_type(path)[0] == "local" and not is_local_path(path):
-            errors.append(
-                f"paths outside the context directory are not supported in a Kitfile (path {path} in {ids[0]})"
-            )
+            errors.append((
+                f"paths outside the context directory are not supported in a Kitfile (path {path} in {ids[0]})",
+                users[0],
+            ))
         for remote_path in remote_dataset_paths:
             if remote_path == path:
                 continue
             relative, rel_error = _go_rel(remote_path, path)
             if rel_error is not None:
-                errors.append(f"error calculating relative path for remote dataset: {rel_error}")
+                errors.append((f"error calculating relative path for remote dataset: {rel_error}", users[0]))
                 continue
             if relative != ".." and not relative.startswith("../"):
-                errors.append(f"{ids[0]} uses a path ({path}) that is within the path for a remote dataset")
+                errors.append((f"{ids[0]} uses a path ({path}) that is within the path for a remote dataset",
+                               users[0]))
 
     if errors:
-        errors.sort()
-        raise KitfileError("invalid Kitfile: " + "; ".join(errors), problems=errors, warnings=warnings)
+        errors.sort(key=lambda error: error[0])  # kit sorts its messages (Go map order is random)
+        raise _validation_error(kitfile.source, errors, warnings)
     return warnings
+
+
+def _kit_id(kind: str, name: str) -> str:
+    """kit's ``"model %s"`` / ``"modelpart %s"`` without the dangling space of an unnamed one."""
+    return f"{kind} {name}" if name else kind
+
+
+def _validation_error(source: str, errors: list[tuple[str, _Where]], warnings: list[str]) -> KitfileError:
+    problems = [message for message, _ in errors]
+    if not source:
+        return KitfileError("invalid Kitfile: " + "; ".join(problems), problems=problems, warnings=warnings)
+    first_message, first = errors[0]
+    head = f"{source}:{first.line}" if first.line else source
+    parts = [f"{head}: {first.key}: {first_message}"]
+    for message, where in errors[1:]:
+        parts.append(f"line {where.line}: {where.key}: {message}" if where.line else f"{where.key}: {message}")
+    return KitfileError("; ".join(parts), path=source, line=first.line or None, key=first.key, problems=problems,
+                        warnings=warnings)
 
 
 # --- Go's net/url and path/filepath, as far as validation needs them -----------------------------------------

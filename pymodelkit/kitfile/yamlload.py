@@ -355,7 +355,10 @@ class _Decoder:
                 quoted = json.dumps(name, ensure_ascii=False)
                 self.problem(key_node, name, f"unknown field {quoted} in {where or 'the top level'}")
                 continue
-            setattr(obj, spec.attr, self.field(value_node, spec, f"{where}.{name}" if where else name))
+            value = self.field(value_node, spec, f"{where}.{name}" if where else name)
+            if spec.kind == "ptrstruct":
+                _mark_line(value, key_node)  # ``model`` is found at its key's line
+            setattr(obj, spec.attr, value)
         return obj
 
     def field(self, node: Node, spec: KitField, where: str) -> object:
@@ -380,7 +383,9 @@ class _Decoder:
                 items.append(self.text(item, f"{where}[{index}]"))
             else:
                 assert spec.item is not None
-                items.append(self.struct(item, spec.item, f"{where}[{index}]"))
+                element = self.struct(item, spec.item, f"{where}[{index}]")
+                _mark_line(element, item)
+                items.append(element)
         return items
 
     def value(self, node: Node) -> object:
@@ -421,6 +426,12 @@ class _Decoder:
             return False
 
 
+def _mark_line(element: object, node: Node) -> None:
+    """Record where a layer element (it has a ``line`` field; ``package`` has none) starts in the file."""
+    if hasattr(element, "line"):
+        element.line = _line(node)
+
+
 def _key_text(node: Node) -> str:
     return str(node.value) if isinstance(node, ScalarNode) else ""
 
@@ -433,7 +444,8 @@ def load_kitfile(data: str | bytes, *, source: str = "Kitfile") -> Kitfile:
 
     Args:
         data: the YAML text (bytes are decoded as YAML does: UTF-8, or UTF-16 with a BOM).
-        source: the name used in error messages (``Kitfile:3: ...``).
+        source: the name used in error messages (``Kitfile:3: ...``); kept as ``Kitfile.source``, and each layer
+            element's ``line`` is set, so that validation errors name the file and line too.
 
     Raises:
         KitfileError: the YAML is malformed or empty, or has an unknown or duplicate key, or a value of the wrong
@@ -481,6 +493,7 @@ def load_kitfile(data: str | bytes, *, source: str = "Kitfile") -> Kitfile:
             problems=[p.message for p in decoder.problems],
         )
     assert isinstance(kitfile, Kitfile)
+    kitfile.source = source
     return kitfile
 
 

@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 
 import mlflow.artifacts
+from mlflow.exceptions import MlflowException
 
-from pymodelkit.mlflow.resolve import fetch_model
+from pymodelkit.mlflow.resolve import download_error, fetch_model
 
 __all__ = ["download_artifacts"]
 
@@ -33,7 +34,9 @@ def download_artifacts(
     """Download MLflow artifacts, or a run's model, into a local folder of ours and return its path.
 
     Args are MLflow's. A bare run id as ``artifact_uri``, or ``run_id`` without ``artifact_path``, means "this run's
-    model". Raises :class:`~pymodelkit.errors.NotFoundError` when the run has no model.
+    model". Raises :class:`~pymodelkit.errors.NotFoundError` when the run has no model or there is no such
+    artifact, and a one-line :class:`~pymodelkit.errors.ModelKitError` for any other MLflow failure (never
+    MLflow's own exception, whose message can run to many lines).
     """
     if artifact_uri is not None and run_id is None and _RUN_ID_RE.fullmatch(artifact_uri):
         artifact_uri, run_id = None, artifact_uri
@@ -41,12 +44,16 @@ def download_artifacts(
     if run_id is not None and artifact_uri is None and artifact_path is None:
         return str(fetch_model(f"runs:/{run_id}", destination / "model", tracking_uri=tracking_uri).path)
     destination.mkdir(parents=True, exist_ok=True)
-    return str(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=artifact_uri,
-            run_id=run_id,
-            artifact_path=artifact_path,
-            dst_path=str(destination),
-            tracking_uri=tracking_uri,
+    shown = artifact_uri if artifact_uri is not None else f"runs:/{run_id or ''}/{artifact_path or ''}"
+    try:
+        return str(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=artifact_uri,
+                run_id=run_id,
+                artifact_path=artifact_path,
+                dst_path=str(destination),
+                tracking_uri=tracking_uri,
+            )
         )
-    )
+    except (MlflowException, ImportError, OSError) as err:
+        raise download_error(err, shown) from None

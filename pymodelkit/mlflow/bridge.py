@@ -22,7 +22,13 @@ from pymodelkit.errors import InvalidReferenceError, ModelKitError
 from pymodelkit.kitfile import Kitfile, dump_kitfile
 from pymodelkit.kitfile.generate import generate_kitfile
 from pymodelkit.mlflow.provenance import Provenance, fetch_provenance, redact_uri
-from pymodelkit.mlflow.resolve import check_tracking_store, fetch_model, is_local_model_uri
+from pymodelkit.mlflow.resolve import (
+    check_model_uri,
+    check_tracking_store,
+    fetch_model,
+    is_local_model_uri,
+    tracking_client,
+)
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.reference import Reference, parse_reference
 from pymodelkit.pack.pipeline import PackResult, pack
@@ -109,11 +115,15 @@ def pack_mlflow_model(
         An :class:`MlflowPackResult`.
 
     Raises:
+        InvalidReferenceError: a ``model_uri`` that cannot name a model (refused first, before any tracking store
+            is asked), a malformed ``tag``, or ``push`` without a tag naming a registry.
         NotFoundError: the URI names no run, model, version, alias or folder, or there is no ``MLmodel``.
-        ModelKitError: the tracking store is not reachable, or MLflow failed otherwise (one line).
-        InvalidReferenceError: a malformed ``tag``, or ``push`` without a tag naming a registry.
-        PackError, KitfileError, RegistryError, AuthError: from packing and pushing.
+        KitfileError: the ``MLmodel`` does not parse (an invalid MLflow model; the message names it and the line).
+        ModelKitError: the tracking store does not exist, is not reachable or MLflow refuses it, or MLflow failed
+            otherwise (one line naming the URI and MLflow's reason).
+        PackError, RegistryError, AuthError: from packing and pushing.
     """
+    check_model_uri(model_uri)
     destination = _check_tag(tag, push)
     if sign_key is not None and not push:
         raise InvalidReferenceError("sign_key needs push=True: a ModelKit is signed in its registry")
@@ -163,20 +173,21 @@ def _check_tag(tag: str | None, push: bool) -> Reference | None:
 
 
 def _client(uri: str, tracking: str, registry_uri: str | None, *, explicit: bool) -> mlflow.MlflowClient | None:
-    """The tracking client, after checking the store answers; ``None`` when a local model needs no store (none
-    configured, or an unreachable one: then only the MLmodel's facts are recorded)."""
+    """The tracking client, after checking the store answers and MLflow accepts it (else a one-line
+    :class:`ModelKitError` naming it); ``None`` when a local model needs no store (none configured, or one that is
+    unreachable or refused: then only the MLmodel's facts are recorded, with a warning)."""
     if not is_local_model_uri(uri):
         check_tracking_store(tracking)
-        return mlflow.MlflowClient(tracking_uri=tracking, registry_uri=registry_uri)
+        return tracking_client(tracking, registry_uri)
     if not (explicit or mlflow.is_tracking_uri_set()):  # type: ignore[no-untyped-call]
         logger.info("No MLflow tracking URI set; recording only what the MLmodel file says")
         return None
     try:
         check_tracking_store(tracking)
+        return tracking_client(tracking, registry_uri)
     except ModelKitError as err:
         logger.warning("%s; recording only what the MLmodel file says", err)
         return None
-    return mlflow.MlflowClient(tracking_uri=tracking, registry_uri=registry_uri)
 
 
 def _prepare_workdir(path: Path) -> Path:

@@ -56,6 +56,7 @@ ANNOTATION_FIELDS: tuple[tuple[str, str], ...] = (
     ("git-commit", "git_commit"),
     ("mlflow-version", "mlflow_version"),
 )
+_USERINFO = re.compile(r"//[^/?#]*@")
 _SECRET_QUERY_KEY = re.compile(r"token|secret|passw|pwd|key|sig|credential|auth", re.IGNORECASE)
 _T = TypeVar("_T")
 
@@ -159,8 +160,12 @@ def read_provenance_annotations(annotations: Mapping[str, str] | None) -> dict[s
 
 def redact_uri(uri: str) -> str:
     """``uri`` without credentials: no ``user:password@`` and no token-, key- or password-like query parameters.
-    Plain paths and URIs without credentials come back unchanged."""
-    parts = urllib.parse.urlsplit(uri)
+    Plain paths and URIs without credentials come back unchanged; a URI that does not parse loses anything between
+    ``//`` and ``@`` and its query."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:
+        return _USERINFO.sub("//", uri.split("?", 1)[0])
     if len(parts.scheme) <= 1:  # a path (or a Windows drive letter)
         return uri
     netloc, query = parts.netloc, parts.query

@@ -6,6 +6,13 @@ location MLflow stores the files at, which is then downloaded with ``mlflow.arti
 always a ``dst_path`` of ours, so that nothing is ever written into MLflow's store. Any other URI (``file://``,
 ``mlflow-artifacts:/``, ``s3://``, a local folder…) goes to MLflow as is. The folder holding ``MLmodel`` is then
 moved to the destination. Provenance (params, metrics, names) is :mod:`pymodelkit.mlflow.provenance`'s job.
+
+Errors: a URI that does not parse, or whose scheme no MLflow artifact repository serves (§5), is refused before any
+tracking store is asked (:func:`check_model_uri`); a tracking store that does not exist, cannot be reached or that
+MLflow refuses (the file store in maintenance mode, §1) is a one-line :class:`~pymodelkit.errors.ModelKitError`
+naming its URI (:func:`check_tracking_store`, :func:`tracking_client`); every MLflow failure after that is one line
+naming the model URI and MLflow's own reason (its first line, without an HTML body a non-MLflow server sent); an
+``MLmodel`` that does not parse is an invalid model (:class:`~pymodelkit.errors.KitfileError`, ``file:line``).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -31,8 +39,8 @@ import yaml
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from pymodelkit.errors import ModelKitError, NotFoundError
-from pymodelkit.kitfile.mlmodel import MLMODEL_FILE
+from pymodelkit.errors import InvalidReferenceError, ModelKitError, NotFoundError
+from pymodelkit.kitfile.mlmodel import MLMODEL_FILE, load_mlmodel_document
 from pymodelkit.mlflow.provenance import redact_uri
 
 if TYPE_CHECKING:
@@ -42,9 +50,12 @@ __all__ = [
     "REGISTERED_MODEL_META_FILE",
     "ModelOrigin",
     "ResolvedModel",
+    "check_model_uri",
     "check_tracking_store",
+    "download_error",
     "fetch_model",
     "is_local_model_uri",
+    "tracking_client",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,6 +69,13 @@ _T = TypeVar("_T")
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 _ENV_LOCK = threading.Lock()
 _UNREACHABLE_HINTS = ("Max retries exceeded", "Failed to establish", "Connection refused", "timed out")
+# The built-in artifact URI schemes of MLflow 3.17 (spec mlflow.md §5), when MLflow cannot list its registered ones.
+_BUILTIN_SCHEMES = ("", "abfss", "b2", "dbfs", "file", "ftp", "gs", "hdfs", "http", "https", "mlflow-artifacts",
+                    "models", "r2", "runs", "s3", "sftp", "viewfs", "wasbs")
+_MODELS_FORMS = "models:/<model_id>, models:/<name>/<version>, models:/<name>/latest or models:/<name>@<alias>"
+_RUNS_FORMS = "runs:/<run_id>/<model name or artifact path> or runs:/<run_id>"
+_HTTP_ANSWER = re.compile(r"API request to endpoint (\S+) failed with error code (\d+) != 200\. Response body: '?(.*)")
+_MAX_REASON = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +108,78 @@ def is_local_model_uri(uri: str) -> bool:
     return scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt")
 
 
-def check_tracking_store(tracking_uri: str) -> None:
-    """Fail fast when the tracking store cannot answer: an HTTP server that does not accept connections, or a
-    sqlite database file that does not exist (MLflow would silently create an empty one).
+def check_model_uri(uri: str) -> None:
+    """Refuse a model URI that cannot name a model, before any tracking store is asked: one that does not parse,
+    ``models:/`` or ``runs:/`` without a name or run id, or a scheme no MLflow artifact repository serves (the
+    built-in ones of spec ``mlflow.md`` §5 and any plugin's).
 
     Raises:
-        ModelKitError: the store is not reachable.
+        InvalidReferenceError: naming the URI and listing the accepted forms.
     """
-    parts = urllib.parse.urlsplit(tracking_uri)
+    if not uri.strip():
+        raise InvalidReferenceError(f"empty MLflow model URI (use {_accepted_forms()})", reference=uri)
+    shown = redact_uri(uri)
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError as err:
+        raise InvalidReferenceError(f"invalid MLflow model URI {shown}: {err} (use {_accepted_forms()})",
+                                    reference=shown) from None
+    if is_local_model_uri(uri):
+        return
+    scheme = parts.scheme.lower()
+    path = parts.path.strip("/")
+    if scheme == "models" and not parts.netloc:
+        name, at, alias = path.partition("/")[0].partition("@")
+        if not name or (at and not alias):
+            missing = "no alias after @" if name else "no model named"
+            raise InvalidReferenceError(f"invalid MLflow model URI {shown}: {missing} (use {_MODELS_FORMS})",
+                                        reference=shown)
+    elif scheme == "runs" and not parts.netloc:
+        if not path:
+            raise InvalidReferenceError(f"invalid MLflow model URI {shown}: no run id (use {_RUNS_FORMS})",
+                                        reference=shown)
+    elif scheme not in _artifact_schemes():
+        raise InvalidReferenceError(
+            f"invalid MLflow model URI {shown}: MLflow has no artifact repository for {scheme}: URIs "
+            f"(use {_accepted_forms()})",
+            reference=shown,
+        )
+
+
+def tracking_client(tracking_uri: str | None, registry_uri: str | None = None) -> mlflow.MlflowClient:
+    """``mlflow.MlflowClient(tracking_uri, registry_uri)``, with MLflow's refusal of the store (an unsupported URI,
+    the file store in maintenance mode, spec ``mlflow.md`` §1) as one line naming it.
+
+    Raises:
+        ModelKitError: ``MLflow tracking store <uri> cannot be used: <MLflow's reason>`` (or ``MLflow model
+            registry <uri>`` for a registry URI that does not parse: MLflow reads it only when first used).
+    """
+    if registry_uri is not None:
+        try:
+            urllib.parse.urlsplit(registry_uri)
+        except ValueError as err:
+            shown = redact_uri(registry_uri)
+            raise ModelKitError(f"MLflow model registry {shown} cannot be used: {err}", registry_uri=shown) from None
+    try:
+        return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+    except (MlflowException, ImportError, OSError, ValueError) as err:
+        shown = redact_uri(tracking_uri or mlflow.get_tracking_uri())
+        raise ModelKitError(f"MLflow tracking store {shown} cannot be used: {_reason(err)}",
+                            tracking_uri=shown) from None
+
+
+def check_tracking_store(tracking_uri: str) -> None:
+    """Fail fast when the tracking store cannot answer: an HTTP server that does not accept connections, or a
+    sqlite database file or file-store folder that does not exist (MLflow would silently create an empty one).
+
+    Raises:
+        ModelKitError: the store is not reachable or not there, or its URI does not parse.
+    """
     shown = redact_uri(tracking_uri)
+    try:
+        parts = urllib.parse.urlsplit(tracking_uri)
+    except ValueError as err:
+        raise ModelKitError(f"MLflow tracking store {shown} cannot be used: {err}", tracking_uri=shown) from None
     if parts.scheme in ("http", "https"):
         try:
             with httpx.Client(timeout=PROBE_TIMEOUT_S) as client:
@@ -121,6 +202,14 @@ def check_tracking_store(tracking_uri: str) -> None:
                 "pass the right --tracking-uri / MLFLOW_TRACKING_URI",
                 tracking_uri=shown,
             )
+    elif is_local_model_uri(tracking_uri) and tracking_uri.strip():  # the file store: a folder (mlruns)
+        folder = Path(urllib.request.url2pathname(parts.path)) if parts.scheme == "file" else Path(tracking_uri)
+        if not folder.is_dir():
+            raise ModelKitError(
+                f"MLflow tracking store {shown} does not exist (no folder {folder}): "
+                "pass the right --tracking-uri / MLFLOW_TRACKING_URI",
+                tracking_uri=shown,
+            )
 
 
 def fetch_model(uri: str, destination: str | os.PathLike[str], *, client: mlflow.MlflowClient | None = None,
@@ -136,10 +225,13 @@ def fetch_model(uri: str, destination: str | os.PathLike[str], *, client: mlflow
     ``client`` and ``tracking_uri`` default to MLflow's active tracking store.
 
     Raises:
+        InvalidReferenceError: a URI that cannot name a model (:func:`check_model_uri`).
         NotFoundError: no such run, logged model, registered model, version, alias, artifact or folder, or no
-        ``MLmodel`` file under what was downloaded. ModelKitError: several models where one was expected; the
-        tracking store or an artifact store cannot be reached; any other MLflow failure (one line).
+        ``MLmodel`` file under what was downloaded. KitfileError: the ``MLmodel`` file does not parse, or is not a
+        mapping (the message names it and the line). ModelKitError: several models where one was expected; the
+        tracking store or an artifact store cannot be reached or used; any other MLflow failure (one line).
     """
+    check_model_uri(uri)
     target = Path(destination)
     if target.exists():
         raise ModelKitError(f"destination {target} exists already", path=str(target))
@@ -147,6 +239,7 @@ def fetch_model(uri: str, destination: str | os.PathLike[str], *, client: mlflow
     tracking_uri = tracking_uri or (client.tracking_uri if client is not None else None)
     if isinstance(source, Path):
         model_dir = _find_model_dir(source, uri)
+        _load_mlmodel(model_dir / MLMODEL_FILE, str(model_dir / MLMODEL_FILE))  # refused before anything is copied
         source = str(model_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".mlflow-download-", dir=target.parent))
@@ -154,10 +247,10 @@ def fetch_model(uri: str, destination: str | os.PathLike[str], *, client: mlflow
         logger.info("Downloading MLflow model %s", redact_uri(uri))
         local = _download(source, staging, uri, tracking_uri)
         model_dir = _find_model_dir(local, uri)
+        mlmodel = _load_mlmodel(model_dir / MLMODEL_FILE, _shown_mlmodel(uri, local, model_dir))
         os.replace(model_dir, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    mlmodel = _read_yaml(target / MLMODEL_FILE)
     origin = _complete_origin(origin, mlmodel, target)
     if origin.registered_name and not (target / REGISTERED_MODEL_META_FILE).exists():
         meta = {"model_name": origin.registered_name, "model_version": origin.registered_version}
@@ -175,7 +268,7 @@ def _plan(uri: str, client: mlflow.MlflowClient | None) -> tuple[str | Path, Mod
         if not path.exists():
             raise NotFoundError(f"no MLflow model at {uri}: no such file or folder", path=str(path))
         return path, ModelOrigin()
-    client = client if client is not None else mlflow.MlflowClient()
+    client = client if client is not None else tracking_client(None)
     if parts.scheme == "models" and not parts.netloc:
         return _plan_models(uri, parts.path.strip("/"), client)
     if parts.scheme == "runs" and not parts.netloc:
@@ -184,9 +277,7 @@ def _plan(uri: str, client: mlflow.MlflowClient | None) -> tuple[str | Path, Mod
 
 
 def _plan_models(uri: str, path: str, client: mlflow.MlflowClient) -> tuple[str, ModelOrigin]:
-    if not path:
-        raise NotFoundError(f"not a model URI: {uri} (expected models:/<model_id> or models:/<name>/<version>)")
-    head, _, rest = path.partition("/")
+    head, _, rest = path.partition("/")  # check_model_uri made sure there is a name
     if "@" in head:
         name, _, alias = head.partition("@")
         version = _mlflow_call(lambda: client.get_model_version_by_alias(name, alias), uri,
@@ -230,10 +321,8 @@ def _registered(client: mlflow.MlflowClient, uri: str, name: str, version: str, 
 
 
 def _plan_runs(uri: str, path: str, client: mlflow.MlflowClient) -> tuple[str, ModelOrigin]:
-    run_id, _, artifact_path = path.partition("/")
+    run_id, _, artifact_path = path.partition("/")  # check_model_uri made sure there is a run id
     artifact_path = artifact_path.strip("/")
-    if not run_id:
-        raise NotFoundError(f"not a runs URI: {uri} (expected runs:/<run_id>/<model name or artifact path>)")
     run = _mlflow_call(lambda: client.get_run(run_id), uri, f"no run with id {run_id!r}")
     experiment_id = str(run.info.experiment_id)
     outputs = getattr(getattr(run, "outputs", None), "model_outputs", None) or []
@@ -301,21 +390,29 @@ def _download(source: str, staging: Path, uri: str, tracking_uri: str | None) ->
         with _no_progress_bars():
             local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(staging),
                                                         tracking_uri=tracking_uri)
-    except MlflowException as err:
-        _raise_if_unreachable(err, uri)
-        if err.error_code in _MISSING or "No such file" in err.message or "not found" in err.message.lower():
-            raise NotFoundError(f"MLflow model not found: {redact_uri(uri)}: {_first_line(err.message)}",
-                                reference=redact_uri(uri)) from None
-        raise ModelKitError(f"cannot download MLflow model {redact_uri(uri)}: {_first_line(err.message)}") from None
-    except FileNotFoundError:
-        raise NotFoundError(f"MLflow model not found: {redact_uri(uri)}: no such artifact", reference=redact_uri(uri)) \
-            from None
-    except OSError as err:
-        raise ModelKitError(f"cannot download MLflow model {redact_uri(uri)}: {err.strerror or err}") from None
+    except (MlflowException, ImportError, OSError) as err:
+        raise download_error(err, uri) from None
     path = Path(local)
     if not path.resolve().is_relative_to(staging.resolve()):  # never hand out MLflow's own store
         raise ModelKitError(f"MLflow returned {path} outside the download folder for {redact_uri(uri)}")
     return path
+
+
+def download_error(err: Exception, uri: str) -> ModelKitError:
+    """The one-line pymodelkit error for MLflow failing to download ``uri``: :class:`NotFoundError` when there is
+    no such artifact, else :class:`ModelKitError` (unreachable, a store library not installed, anything else)."""
+    shown = redact_uri(uri)
+    if isinstance(err, MlflowException):
+        if _is_unreachable(err):
+            return ModelKitError(f"MLflow is not reachable while resolving {shown}: {_reason(err)}")
+        if err.error_code in _MISSING or "No such file" in err.message or "not found" in err.message.lower():
+            return NotFoundError(f"MLflow model not found: {shown}: {_reason(err)}", reference=shown)
+    elif isinstance(err, ImportError):  # an artifact store whose client library is not installed (s3: boto3, gs: …)
+        return ModelKitError(f"cannot download MLflow model {shown}: MLflow needs the Python module "
+                             f"{err.name or '?'} for it, which is not installed")
+    elif isinstance(err, FileNotFoundError):
+        return NotFoundError(f"MLflow model not found: {shown}: no such artifact", reference=shown)
+    return ModelKitError(f"cannot download MLflow model {shown}: {_reason(err)}")
 
 
 @contextlib.contextmanager
@@ -375,7 +472,9 @@ def _mlflow_call(call: Callable[[], _T], uri: str, missing: str) -> _T:
         if err.error_code in _MISSING:
             raise NotFoundError(f"MLflow model not found: {redact_uri(uri)}: {missing}", reference=redact_uri(uri)) \
                 from None
-        raise ModelKitError(f"MLflow failed to resolve {redact_uri(uri)}: {_first_line(err.message)}") from None
+        raise ModelKitError(f"MLflow failed to resolve {redact_uri(uri)}: {_reason(err)}") from None
+    except (ImportError, OSError, ValueError) as err:  # MLflow's own checks of what it was given raise ValueError
+        raise ModelKitError(f"MLflow failed to resolve {redact_uri(uri)}: {_reason(err)}") from None
 
 
 def _join(location: str, subpath: str) -> str:
@@ -384,6 +483,23 @@ def _join(location: str, subpath: str) -> str:
 
 def _quote(name: str) -> str:
     return name.replace("'", "\\'")
+
+
+def _load_mlmodel(path: Path, shown: str) -> Mapping[str, object]:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ModelKitError(f"cannot read {shown}: {err.strerror or err}", path=shown) from None
+    return load_mlmodel_document(data, source=shown)
+
+
+def _shown_mlmodel(uri: str, downloaded: Path, model_dir: Path) -> str:
+    """The MLmodel's name as the user knows it: under the URI they gave, never our download folder."""
+    shown = redact_uri(uri)
+    if downloaded.is_file():  # the URI named the MLmodel file itself
+        return shown
+    inner = model_dir.relative_to(downloaded).as_posix()
+    return "/".join(part for part in (shown.rstrip("/"), "" if inner == "." else inner, MLMODEL_FILE) if part)
 
 
 def _read_yaml(path: Path) -> Mapping[str, object]:
@@ -400,8 +516,44 @@ def _text(value: object) -> str:
     return str(value).strip() if isinstance(value, (str, int, float)) else ""
 
 
-def _first_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0][:300]
+def _reason(err: BaseException) -> str:
+    """MLflow's own reason, on one line: the message's first line, no HTML a non-MLflow server answered with, and a
+    long line cut at a sentence; the file store's refusal keeps MLflow's way out (spec ``mlflow.md`` §1)."""
+    if isinstance(err, ImportError):
+        return f"the Python module {err.name or '?'} is not installed"
+    if isinstance(err, OSError):
+        return f"{err.strerror or err}" + (f" ({err.filename})" if err.filename else "")
+    message = err.message if isinstance(err, MlflowException) else str(err)
+    text = " ".join((message.strip().splitlines() or [""])[0].split())
+    answer = _HTTP_ANSWER.match(text)
+    if answer is not None:
+        endpoint, status, body = answer.groups()
+        if not body.strip() or body.lstrip().startswith("<"):
+            return f"the server answered HTTP {status} to {endpoint}, not as an MLflow tracking server does"
+        text = f"the server answered HTTP {status} to {endpoint}: {body.rstrip(chr(39))}"
+    if "MLFLOW_ALLOW_FILE_STORE" in message:
+        first = text.split(". ", 1)[0].rstrip(".")
+        return f"{first} (set MLFLOW_ALLOW_FILE_STORE=true to read it anyway, or migrate it: mlflow migrate-filestore)"
+    if len(text) > _MAX_REASON:
+        cut = text.rfind(". ", 0, _MAX_REASON)
+        text = text[: cut + 1] if cut > 0 else text[: _MAX_REASON - 1] + "…"
+    return text
+
+
+def _artifact_schemes() -> frozenset[str]:
+    """The URI schemes MLflow has an artifact repository for (its built-in ones and any plugin's)."""
+    try:
+        from mlflow.store.artifact.artifact_repository_registry import get_registered_artifact_repositories
+
+        return frozenset(str(scheme) for scheme in get_registered_artifact_repositories())
+    except (ImportError, AttributeError):  # an MLflow without the listing: the built-in schemes
+        return frozenset(_BUILTIN_SCHEMES)
+
+
+def _accepted_forms() -> str:
+    stores = ", ".join(f"{scheme}:" for scheme in sorted(_artifact_schemes() - {"", "file", "models", "runs"}))
+    return ("models:/<model_id>, models:/<name>/<version>, models:/<name>@<alias>, runs:/<run_id>/<path>, a model "
+            f"folder, file:///<path>, or an artifact store URI: {stores}")
 
 
 def _is_unreachable(err: MlflowException) -> bool:
@@ -410,5 +562,4 @@ def _is_unreachable(err: MlflowException) -> bool:
 
 def _raise_if_unreachable(err: MlflowException, uri: str) -> None:
     if _is_unreachable(err):
-        raise ModelKitError(f"MLflow is not reachable while resolving {redact_uri(uri)}: {_first_line(err.message)}") \
-            from None
+        raise ModelKitError(f"MLflow is not reachable while resolving {redact_uri(uri)}: {_reason(err)}") from None

@@ -42,7 +42,11 @@ def _problems(kitfile: Kitfile) -> list[str]:
     with pytest.raises(KitfileError) as info:
         validate_kitfile(kitfile)
     problems = list(info.value.problems)
-    assert str(info.value) == "invalid Kitfile: " + "; ".join(problems)
+    if kitfile.source:  # read from a file: located (tests/kitfile/test_validate_located.py pins the form)
+        assert str(info.value).startswith(f"{kitfile.source}:") and "\n" not in str(info.value)
+        assert all(problem in str(info.value) for problem in problems)
+    else:
+        assert str(info.value) == "invalid Kitfile: " + "; ".join(problems)
     return problems
 
 
@@ -116,7 +120,7 @@ def test_duplicate_labels_follow_kit_order() -> None:
     )
     assert _problems(kitfile) == [
         "mcpServer layer 0 and mcpServer layer 1 use the same path p.mcpb",
-        "model , modelpart a, code layer 0, dataset layer 0, docs layer 0 and prompt layer 0 use the same path p",
+        "model, modelpart a, code layer 0, dataset layer 0, docs layer 0 and prompt layer 0 use the same path p",
     ]
 
 
@@ -193,7 +197,7 @@ def test_nothing_may_lie_inside_a_modelkit_remote_dataset() -> None:
         "absolute paths are not supported in a Kitfile (path /data/abs in docs layer 0)",
         "dataset layer 1 uses a path (data/x/y) that is within the path for a remote dataset",
         "error calculating relative path for remote dataset: Rel: can't make /data/abs relative to data",
-        "model  uses a path (data/m.bin) that is within the path for a remote dataset",
+        "model uses a path (data/m.bin) that is within the path for a remote dataset",
     ]
 
 
