@@ -3,9 +3,11 @@
 ``scan_tar`` validates a whole tar stream without writing anything; ``check_tar_target`` checks its entries against
 the target directory; ``extract_tar`` writes them. Only regular files and directories are accepted (kit's rule);
 every path component is opened relative to a directory descriptor with ``O_NOFOLLOW``, so no write ever goes through
-a symlink, whether it came from the archive or was already in the target. Which layers to extract, and digest
-verification, are the caller's. One module past the usual size on purpose: the checks and the writes that rely on
-them are reviewed together.
+a symlink, whether it came from the archive or was already in the target. Every file is written under a temporary
+name in its directory and renamed into place once complete, and an :class:`~pymodelkit.unpack.journal.UnpackJournal`
+records what was created, so a failed or interrupted extraction removes it again (§7.5). Which layers to extract, and
+digest verification, are the caller's. One module past the usual size on purpose: the checks and the writes that
+rely on them are reviewed together.
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ import secrets
 import stat
 import tarfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import zstandard
 
-from pymodelkit.errors import NotFoundError, UnpackError, UnsafeArchiveError
+from pymodelkit.errors import ModelKitError, NotFoundError, UnpackError, UnsafeArchiveError
 from pymodelkit.kitfile.paths import clean_path, is_local_path
 from pymodelkit.pack.compression import open_decompressing_reader
+from pymodelkit.unpack.journal import Parts, UnpackJournal
 
 __all__ = [
     "KITFILE_NAME",
@@ -60,7 +63,7 @@ _TYPE_NAMES = {
 }
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,22 +151,29 @@ def extract_tar(
     ignore_existing: bool = False,
     compression: str = "none",
     members: Sequence[TarMember] | None = None,
+    journal: UnpackJournal | None = None,
 ) -> list[Path]:
     """Extract a tar layer's regular files and directories under ``target``; return the files written, in order.
 
     Kit's rules (§7): a directory is created with its header mode if missing; a file that exists is skipped with
-    ``ignore_existing``, refused without ``overwrite``, and with it must be a regular file. Files are created with
-    the header mode's permission bits (umask applies), parents 0755; mtime and owner are not restored.
+    ``ignore_existing``, refused without ``overwrite``, and with it must be a regular file, which is replaced and
+    keeps its permission bits. New files get the header mode's permission bits (umask applies), parents 0755;
+    mtime and owner are not restored. Each file is written under a temporary name and renamed into place once
+    complete, so no file is ever seen truncated under its real name.
 
     ``members`` is the result of :func:`scan_tar` from an earlier pass (the stream must yield the same entries).
     Without it a seekable ``stream`` is scanned first and rewound. Either way :func:`check_tar_target` runs before
-    anything is written, so a refused layer leaves ``target`` as it was. A non-seekable stream without
-    ``members`` is validated entry by entry while writing, so it can fail after earlier files were written.
+    anything is written. A non-seekable stream without ``members`` is validated entry by entry while writing.
+
+    ``journal`` records what is created, for the caller to roll back (an unpack of several layers). Without one,
+    any failure, ``KeyboardInterrupt`` included, removes every file and directory this call created, so ``target``
+    is left as it was (files replaced with ``overwrite`` keep their new content).
 
     Raises:
         UnsafeArchiveError: as :func:`scan_tar`, a symlink met in ``target``, or a stream that differs from
             ``members``.
         UnpackError: as :func:`check_tar_target`, or a file whose data ends early.
+        ModelKitError: the operating system refused a write; the message names the full path.
     """
     target = Path(target)
     if members is None and _is_seekable(stream):
@@ -177,37 +187,39 @@ def extract_tar(
     written: list[Path] = []
     kinds: dict[str, bool] = {}
     buffer = bytearray(_COPY_BUFFER_BYTES)
-    root_fd = _open_target(target)
-    try:
-        count = 0
-        tar = _open_tar(reader)
-        for info in _iter_open_tar(tar):
-            member = _member_of(info)
-            _check_conflicts(member, info.name, kinds)
-            if members is not None and (count >= len(members) or members[count] != member):
-                raise UnsafeArchiveError(
-                    f"layer changed since it was scanned: unexpected entry {info.name}", entry=info.name
-                )
-            count += 1
-            try:
-                if member.is_dir:
-                    _make_dir(root_fd, member, info.name)
-                    continue
-                source = tar.extractfile(info) if tar is not None else None
-                assert source is not None  # regular members always have a data stream
-                if _write_file(root_fd, member, info.name, source, buffer, overwrite, ignore_existing):
-                    written.append(target / member.name)
-            except _MalformedTar as exc:
-                raise UnsafeArchiveError(
-                    f"malformed tar layer in entry '{info.name}': {exc}", entry=info.name
-                ) from None
-            except OSError as exc:
-                raise UnpackError(f"failed to unpack {info.name}: {exc.strerror or exc}", path=info.name) from None
-        if members is not None and count != len(members):
-            raise UnsafeArchiveError("layer changed since it was scanned: entries missing", entry="")
-        _drain(reader)
-    finally:
-        os.close(root_fd)
+    with _journal_for(target, journal) as active:
+        root_fd = _open_target(target)
+        try:
+            count = 0
+            tar = _open_tar(reader)
+            for info in _iter_open_tar(tar):
+                member = _member_of(info)
+                _check_conflicts(member, info.name, kinds)
+                if members is not None and (count >= len(members) or members[count] != member):
+                    raise UnsafeArchiveError(
+                        f"layer changed since it was scanned: unexpected entry {info.name}", entry=info.name
+                    )
+                count += 1
+                try:
+                    if member.is_dir:
+                        _make_dir(root_fd, member, info.name, active)
+                        continue
+                    source = tar.extractfile(info) if tar is not None else None
+                    assert source is not None  # regular members always have a data stream
+                    if _write_file(root_fd, member, info.name, source, buffer, overwrite, ignore_existing, active):
+                        written.append(target / member.name)
+                except _MalformedTar as exc:
+                    raise UnsafeArchiveError(
+                        f"malformed tar layer in entry '{info.name}': {exc}", entry=info.name
+                    ) from None
+                except OSError as exc:
+                    verb = "create directory" if member.is_dir else "write"
+                    raise _os_error(verb, target, member.name, exc) from None
+            if members is not None and count != len(members):
+                raise UnsafeArchiveError("layer changed since it was scanned: entries missing", entry="")
+            _drain(reader)
+        finally:
+            os.close(root_fd)
     return written
 
 
@@ -221,6 +233,7 @@ def extract_raw(
     overwrite: bool = False,
     ignore_existing: bool = False,
     compression: str = "none",
+    journal: UnpackJournal | None = None,
 ) -> Path:
     """Write a raw layer to ``target/<file_path>`` and return that path.
 
@@ -228,85 +241,88 @@ def extract_raw(
     ``org.cncf.model.file.metadata+json`` annotation: its ``mode`` gives the permission bits (default 0644) and its
     ``size`` must match, as must ``expected_size`` when given. Existing files follow the tar rules; an existing file
     skipped with ``ignore_existing`` is returned unread. The data goes to a temporary file in the same directory,
-    renamed into place only once complete, so a short layer leaves no file behind.
+    renamed into place only once complete; ``journal`` is as for :func:`extract_tar`, so a short or interrupted
+    layer leaves neither the file nor the directories made for it.
 
     Raises:
         UnsafeArchiveError: a bad path, a symlink in the way, or metadata that is not a regular file.
         UnpackError: an existing file (see :func:`extract_tar`), bad metadata, or a size mismatch
             (attributes ``expected``, ``actual``).
+        ModelKitError: the operating system refused a write; the message names the full path.
     """
     target = Path(target)
     name = _check_name(file_path, is_dir=False)
     mode, meta_size = _parse_raw_metadata(metadata_json, file_path)
     parts = name.split("/")
-    root_fd = _open_target(target)
-    try:
-        parent_fd = _open_parent(root_fd, parts, file_path, _PARENT_DIR_MODE)
+
+    def fill(fd: int) -> None:
+        size = _copy(open_decompressing_reader(compression, stream), fd, bytearray(_COPY_BUFFER_BYTES))
+        for expected in (meta_size, expected_size):
+            if expected is not None and size != expected:
+                raise UnpackError(
+                    f"raw layer {file_path} is {size} bytes, expected {expected}",
+                    path=file_path,
+                    expected=expected,
+                    actual=size,
+                )
+
+    with _journal_for(target, journal) as active:
+        root_fd = _open_target(target)
         try:
-            base = parts[-1]
-            if _existing_file_is_skipped(parent_fd, base, file_path, overwrite, ignore_existing):
-                return target / name
-            temp = f".pymodelkit-{secrets.token_hex(8)}.partial"
-            fd = os.open(
-                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent_fd
-            )
+            parent_fd = _open_parent(root_fd, parts, file_path, _PARENT_DIR_MODE, active)
             try:
-                with os.fdopen(fd, "wb", closefd=True) as sink:
-                    size = _copy(
-                        open_decompressing_reader(compression, stream), sink.fileno(), bytearray(_COPY_BUFFER_BYTES)
-                    )
-                for expected in (meta_size, expected_size):
-                    if expected is not None and size != expected:
-                        raise UnpackError(
-                            f"raw layer {file_path} is {size} bytes, expected {expected}",
-                            path=file_path,
-                            expected=expected,
-                            actual=size,
-                        )
-                os.rename(temp, base, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
-            except BaseException as exc:
-                _unlink_quietly(temp, parent_fd)
-                if isinstance(exc, _MalformedTar):
-                    raise UnsafeArchiveError(f"malformed raw layer {file_path}: {exc}", entry=file_path) from None
-                if isinstance(exc, OSError):
-                    raise UnpackError(f"failed to unpack {file_path}: {exc.strerror or exc}", path=file_path) from None
-                raise
+                if _existing_file_is_skipped(parent_fd, parts[-1], file_path, overwrite, ignore_existing):
+                    return target / name
+                _install(parent_fd, tuple(parts), mode, file_path, active, fill)
+            finally:
+                os.close(parent_fd)
+        except _MalformedTar as exc:
+            raise UnsafeArchiveError(f"malformed raw layer {file_path}: {exc}", entry=file_path) from None
+        except OSError as exc:
+            raise _os_error("write", target, name, exc) from None
         finally:
-            os.close(parent_fd)
-    finally:
-        os.close(root_fd)
+            os.close(root_fd)
     logger.debug("unpacked raw layer to %s", name)
     return target / name
 
 
-def write_kitfile(target: Path, yaml_text: str, *, overwrite: bool) -> Path:
+def write_kitfile(target: Path, yaml_text: str, *, overwrite: bool, journal: UnpackJournal | None = None) -> Path:
     """Write ``target/Kitfile`` (0644, umask applies) and return its path.
 
     An existing Kitfile must be a regular file; without ``overwrite`` it is accepted only if byte-identical (then it
-    is left untouched).
+    is left untouched); with it, it is replaced and keeps its permission bits. Written under a temporary name and
+    renamed, with ``journal`` as for :func:`extract_tar`.
 
     Raises:
         UnpackError: the path is not a regular file, or differs from ``yaml_text`` without ``overwrite``.
+        ModelKitError: the operating system refused the write; the message names the full path.
     """
     target = Path(target)
     data = yaml_text.encode("utf-8")
     path = target / KITFILE_NAME
-    root_fd = _open_target(target)
-    try:
-        st = _lstat_at(root_fd, KITFILE_NAME)
-        if st is not None:
-            if not stat.S_ISREG(st.st_mode):
-                raise UnpackError(f"path {path} exists and is not a regular file", path=str(path))
-            if not overwrite:
-                if _read_at(root_fd, KITFILE_NAME, len(data) + 1) == data:
-                    logger.info("Found existing Kitfile at %s", path)
-                    return path
-                raise UnpackError("Kitfile exists and does not match model's Kitfile", path=str(path))
-        fd = _open_regular_for_write(root_fd, KITFILE_NAME, 0o644, KITFILE_NAME)
-        with os.fdopen(fd, "wb", closefd=True) as sink:
-            sink.write(data)
-    finally:
-        os.close(root_fd)
+
+    def fill(fd: int) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    with _journal_for(target, journal) as active:
+        root_fd = _open_target(target)
+        try:
+            st = _lstat_at(root_fd, KITFILE_NAME)
+            if st is not None:
+                if not stat.S_ISREG(st.st_mode):
+                    raise UnpackError(f"path {path} exists and is not a regular file", path=str(path))
+                if not overwrite:
+                    if _read_at(root_fd, KITFILE_NAME, len(data) + 1) == data:
+                        logger.info("Found existing Kitfile at %s", path)
+                        return path
+                    raise UnpackError("Kitfile exists and does not match model's Kitfile", path=str(path))
+            _install(root_fd, (KITFILE_NAME,), 0o644, KITFILE_NAME, active, fill)
+        except OSError as exc:
+            raise _os_error("write", target, KITFILE_NAME, exc) from None
+        finally:
+            os.close(root_fd)
     return path
 
 
@@ -468,12 +484,26 @@ def _drain(reader: IO[bytes]) -> None:
 # --- writing under a directory descriptor ------------------------------------------------------------------------
 
 
-def _open_parent(root_fd: int, parts: list[str], raw: str, mode: int) -> int:
+@contextlib.contextmanager
+def _journal_for(target: Path, journal: UnpackJournal | None) -> Iterator[UnpackJournal]:
+    """The caller's journal, or one of this call's own that is rolled back on any exception."""
+    if journal is not None:
+        yield journal
+        return
+    own = UnpackJournal(target)
+    try:
+        yield own
+    except BaseException:
+        own.rollback()
+        raise
+
+
+def _open_parent(root_fd: int, parts: list[str], raw: str, mode: int, journal: UnpackJournal) -> int:
     """Open (creating with ``mode``) every directory above the last of ``parts``, never following a symlink."""
     fd = os.dup(root_fd)
     try:
-        for depth, part in enumerate(parts[:-1], start=1):
-            next_fd = _open_dir(fd, part, raw, "/".join(parts[:depth]), mode)
+        for depth in range(1, len(parts)):
+            next_fd = _open_dir(fd, tuple(parts[:depth]), raw, mode, journal)
             os.close(fd)
             fd = next_fd
     except BaseException:
@@ -482,12 +512,24 @@ def _open_parent(root_fd: int, parts: list[str], raw: str, mode: int) -> int:
     return fd
 
 
-def _open_dir(parent_fd: int, part: str, raw: str, shown: str, mode: int) -> int:
+def _mkdir(parent_fd: int, dir_parts: Parts, mode: int, journal: UnpackJournal) -> bool:
+    """Make the directory ``dir_parts`` (recorded in ``journal``); False when something is there already."""
+    recorded = journal.will_make_dir(dir_parts)  # before mkdir, so an interrupt just after it leaves it findable
+    try:
+        os.mkdir(dir_parts[-1], mode, dir_fd=parent_fd)
+    except FileExistsError:
+        if recorded:
+            journal.forget(dir_parts)
+        return False
+    return True
+
+
+def _open_dir(parent_fd: int, dir_parts: Parts, raw: str, mode: int, journal: UnpackJournal) -> int:
+    part, shown = dir_parts[-1], "/".join(dir_parts)
     try:
         return os.open(part, _DIR_FLAGS, dir_fd=parent_fd)
     except FileNotFoundError:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(part, mode, dir_fd=parent_fd)
+        _mkdir(parent_fd, dir_parts, mode, journal)
     except OSError as exc:
         if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
             raise
@@ -502,18 +544,15 @@ def _open_dir(parent_fd: int, part: str, raw: str, shown: str, mode: int) -> int
         raise UnpackError(f"path '{shown}' already exists and is not a directory", path=shown) from None
 
 
-def _make_dir(root_fd: int, member: TarMember, raw: str) -> None:
+def _make_dir(root_fd: int, member: TarMember, raw: str, journal: UnpackJournal) -> None:
     if member.name == ".":
         return
     parts = member.name.split("/")
-    parent_fd = _open_parent(root_fd, parts, raw, member.mode)
+    parent_fd = _open_parent(root_fd, parts, raw, member.mode, journal)
     try:
-        try:
-            os.mkdir(parts[-1], member.mode, dir_fd=parent_fd)
+        if _mkdir(parent_fd, tuple(parts), member.mode, journal):
             logger.debug("created directory %s", member.name)
             return
-        except FileExistsError:
-            pass
         st = _lstat_at(parent_fd, parts[-1])
         if st is not None and stat.S_ISLNK(st.st_mode):
             raise _symlink_error(raw, member.name)
@@ -531,24 +570,69 @@ def _write_file(
     buffer: bytearray,
     overwrite: bool,
     ignore_existing: bool,
+    journal: UnpackJournal,
 ) -> bool:
     """Write one regular entry; False when an existing file was skipped."""
     parts = member.name.split("/")
-    parent_fd = _open_parent(root_fd, parts, raw, _PARENT_DIR_MODE)
+
+    def fill(fd: int) -> None:
+        size = _copy(source, fd, buffer)
+        if size != member.size:
+            raise UnpackError(f"could not unpack file {raw}", path=raw, expected=member.size, actual=size)
+
+    parent_fd = _open_parent(root_fd, parts, raw, _PARENT_DIR_MODE, journal)
     try:
         if _existing_file_is_skipped(parent_fd, parts[-1], raw, overwrite, ignore_existing):
             logger.debug("file %s already exists; skipping", raw)
             return False
-        fd = _open_regular_for_write(parent_fd, parts[-1], member.mode, raw)
-        try:
-            size = _copy(source, fd, buffer)
-        finally:
-            os.close(fd)
+        _install(parent_fd, tuple(parts), member.mode, raw, journal, fill)
     finally:
         os.close(parent_fd)
-    if size != member.size:
-        raise UnpackError(f"could not unpack file {raw}", path=raw, expected=member.size, actual=size)
     return True
+
+
+def _install(
+    parent_fd: int, parts: Parts, mode: int, raw: str, journal: UnpackJournal, fill: Callable[[int], None]
+) -> None:
+    """Write a file through ``fill`` under a temporary name next to ``parts``, then rename it to ``parts``.
+
+    A regular file already there (allowed by the caller) is replaced and keeps its permission bits and, where the
+    system allows, its owner. Anything else in the way is refused; a symlink is never followed.
+    """
+    base = parts[-1]
+    existing = _lstat_at(parent_fd, base)
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        if stat.S_ISLNK(existing.st_mode):
+            raise _symlink_error(raw, raw)
+        raise UnpackError(f"path '{raw}' already exists and is not a regular file", path=raw)
+    temp = f".pymodelkit-{secrets.token_hex(8)}.partial"
+    temp_parts = (*parts[:-1], temp)
+    journal.will_create_temp(temp_parts)  # before the file exists: an interrupt at any point leaves it findable
+    try:
+        fd = os.open(temp, _TEMP_FLAGS, mode & _PERMISSION_BITS, dir_fd=parent_fd)
+        try:
+            if existing is not None:
+                _keep_attributes(fd, existing)
+            fill(fd)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if existing is None or journal.created(parts):
+            journal.will_rename_to(parts, (st.st_dev, st.st_ino))
+        os.rename(temp, base, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+    except BaseException:
+        _unlink_quietly(temp, parent_fd)
+        raise
+    journal.forget(temp_parts)
+
+
+def _keep_attributes(fd: int, existing: os.stat_result) -> None:
+    """Give a replacement file the permission bits (and, if allowed, owner) of the file it replaces, as kit's
+    ``O_TRUNC`` open keeps them."""
+    if (existing.st_uid, existing.st_gid) != (os.geteuid(), os.getegid()):
+        with contextlib.suppress(OSError):
+            os.fchown(fd, existing.st_uid, existing.st_gid)
+    os.fchmod(fd, stat.S_IMODE(existing.st_mode) & _PERMISSION_BITS)
 
 
 def _existing_file_is_skipped(parent_fd: int, base: str, raw: str, overwrite: bool, ignore_existing: bool) -> bool:
@@ -564,23 +648,6 @@ def _existing_file_is_skipped(parent_fd: int, base: str, raw: str, overwrite: bo
     if not stat.S_ISREG(st.st_mode):
         raise UnpackError(f"path '{raw}' already exists and is not a regular file", path=raw)
     return False
-
-
-def _open_regular_for_write(parent_fd: int, base: str, mode: int, raw: str) -> int:
-    """``O_CREAT|O_TRUNC|O_NOFOLLOW`` open that also refuses whatever is not a regular file once opened."""
-    try:
-        fd = os.open(base, _FILE_FLAGS, mode & _PERMISSION_BITS, dir_fd=parent_fd)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _symlink_error(raw, raw) from None
-        if exc.errno in (errno.EISDIR, errno.ENXIO):
-            raise UnpackError(f"path '{raw}' already exists and is not a regular file", path=raw) from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise UnpackError(f"path '{raw}' already exists and is not a regular file", path=raw)
-    os.set_blocking(fd, True)
-    return fd
 
 
 def _copy(source: IO[bytes], fd: int, buffer: bytearray) -> int:
@@ -634,6 +701,8 @@ def _open_target(target: Path) -> int:
         raise NotFoundError(f"unpack directory {target} does not exist", path=str(target)) from None
     except NotADirectoryError:
         raise UnpackError(f"unpack directory {target} is not a directory", path=str(target)) from None
+    except OSError as exc:
+        raise _os_error("open unpack directory", target, "", exc) from None
 
 
 def _symlink_error(raw: str, component: str) -> UnsafeArchiveError:
@@ -649,6 +718,14 @@ def _lstat(path: Path) -> os.stat_result | None:
         return None
     except NotADirectoryError:
         return None
+    except OSError as exc:
+        raise _os_error("access", path.parent, path.name, exc) from None
+
+
+def _os_error(verb: str, target: Path, name: str, exc: OSError) -> ModelKitError:
+    """A one-line error for an operating-system failure at ``target/name``, naming the full path."""
+    path = os.path.join(os.path.abspath(target), name) if name and name != "." else os.path.abspath(target)
+    return ModelKitError(f"cannot {verb} {path}: {exc.strerror or exc}", path=path, errno=exc.errno)
 
 
 def _lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
@@ -665,5 +742,6 @@ def _read_at(dir_fd: int, name: str, limit: int) -> bytes:
 
 
 def _unlink_quietly(name: str, dir_fd: int) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    """Remove a temporary file on the way out of a failure; the journal's rollback tries again if this fails."""
+    with contextlib.suppress(OSError):
         os.unlink(name, dir_fd=dir_fd)

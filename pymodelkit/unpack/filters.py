@@ -8,7 +8,7 @@ means everything. Choosing and extracting layers is left to the caller.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pymodelkit.errors import UnpackError
 from pymodelkit.kitfile.model import LayerKind
@@ -44,10 +44,21 @@ _PATH_ONLY_KINDS = frozenset({"code", "docs"})
 
 @dataclass(frozen=True, slots=True)
 class UnpackFilter:
-    """One ``--filter`` value: filter words in ``types``; ``ids`` empty means every element of those types."""
+    """One ``--filter`` value: filter words in ``types``; ``ids`` empty means every element of those types.
+
+    ``text`` is the value as given (``str()`` shows it, or a rendering of ``types`` and ``ids`` without it); it
+    takes no part in comparisons.
+    """
 
     types: frozenset[str]
     ids: frozenset[str] = frozenset()
+    text: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        if self.text:
+            return self.text
+        types = ",".join(word for word in FILTER_TYPES if word in self.types)
+        return f"{types}:{','.join(sorted(self.ids))}" if self.ids else types
 
     def matches(self, kind: LayerKind, name: str, path: str) -> bool:
         """True when this filter selects the element of ``kind`` with this name and path."""
@@ -76,11 +87,13 @@ def parse_filter(text: str) -> UnpackFilter:
     types: list[str] = []
     for word in types_and_ids[0].split(","):
         if word not in FILTER_TYPES:
-            raise UnpackError(f"invalid filter type {word} (must be one of {', '.join(FILTER_TYPES)})", filter=text)
+            raise UnpackError(
+                f"invalid filter type {word or repr(word)} (must be one of {', '.join(FILTER_TYPES)})", filter=text
+            )
         types.append(word)
     # "model:" has one empty id (it matches an empty name), exactly as kit's strings.Split gives.
     ids = frozenset(types_and_ids[1].split(",")) if len(types_and_ids) == 2 else frozenset()
-    return UnpackFilter(types=frozenset(types), ids=ids)
+    return UnpackFilter(types=frozenset(types), ids=ids, text=text)
 
 
 def parse_filters(values: Sequence[str]) -> list[UnpackFilter]:

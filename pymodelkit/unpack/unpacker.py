@@ -3,7 +3,8 @@
 The plan is computed first (parents' model layers, then the ModelKit's Kitfile and selected layers, picked by
 digest in kit's order: model, parts, datasets, code, docs, prompts, mcpServers). Every selected layer is then read
 once to check its size and digest and to scan every tar entry for anything unsafe. Only when all of them pass are
-files written (spec ``format.md``, "Unpack").
+files written, each under a temporary name renamed into place once complete; if writing fails or is interrupted,
+everything this unpack created (files, directories, the target itself) is removed again (spec ``format.md`` §7).
 
 A ModelKit (or parent) that is not in the local store and whose registry is not ``localhost`` is read from its
 registry, as kit does: ``pymodelkit.registry.remote`` (imported only then) fetches its manifest and config into the
@@ -51,6 +52,7 @@ from pymodelkit.unpack.filters import (
     should_unpack,
     should_unpack_kitfile,
 )
+from pymodelkit.unpack.journal import UnpackJournal
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
@@ -71,11 +73,13 @@ _SELECTION_ORDER: tuple[LayerKind, ...] = ("model", "modelpart", "dataset", "cod
 
 @dataclass(frozen=True, slots=True)
 class UnpackResult:
-    """What ``unpack`` wrote: the ModelKit's manifest digest, the files written, and the Kitfile's path if written."""
+    """What ``unpack`` wrote: the ModelKit's manifest digest, the files written, and the Kitfile's path if written;
+    ``unmatched_filters`` are the filters that selected nothing (neither the Kitfile nor any layer)."""
 
     digest: Digest
     files: tuple[Path, ...]
     kitfile_path: Path | None
+    unmatched_filters: tuple[UnpackFilter, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +119,11 @@ def unpack(
         reference: ``[registry/]repository[:tag|@digest]``; no tag means ``latest``.
         directory: where to write; created if missing.
         filters: kit's filter syntax (``model``, ``datasets:train``, ``kitfile,docs``…); none means everything.
-        overwrite: replace existing files (and a different Kitfile).
+        overwrite: replace existing files (and a different Kitfile); a replaced file keeps its permission bits.
         ignore_existing: leave existing files alone instead of failing.
         store: the local store; default: the one under ``KITOPS_HOME``.
-        on_progress: called with a :class:`ProgressEvent` while layers are downloaded, verified and written.
+        on_progress: called with a :class:`ProgressEvent` while layers are downloaded, verified (key ``verify
+            <path>``) and written (key ``unpack <path>``, counting layer bytes read).
         credentials, plain_http, tls_verify, ca_bundle: for a ModelKit read from a registry, as ``pymodelkit.pull``.
         verify: checks the ModelKit's signatures in its registry before anything is written (to the store or to
             ``directory``), also when the store holds it already; default: what the signature policy requires
@@ -128,13 +133,22 @@ def unpack(
     its manifest, its config and only the selected layers are downloaded into the store (each verified before it is
     committed). The store records it under its tag only when that leaves every blob of it in the store.
 
+    Files are written under temporary names and renamed into place once complete. If anything fails while writing,
+    or the call is interrupted (``KeyboardInterrupt`` included), every file and directory it created is removed, so
+    ``directory`` is as it was and the same call can simply be made again; files that existed before are never
+    removed (with ``overwrite``, those already replaced keep their new content). A filter that selects nothing is
+    no error, as in kit: it is logged at INFO and listed in ``UnpackResult.unmatched_filters`` (the CLI warns).
+
     Raises:
         SignatureError: ``verify`` (or the policy) found no acceptable signature, or ``verify`` was given for a
             local-only reference (no registry host to read signatures from).
         NotFoundError: the ModelKit or a blob is not in the store (and not in a registry).
         DigestMismatchError: a blob is corrupt. RegistryError, AuthError: a registry refused or could not be reached.
-        UnsafeArchiveError: a layer entry would escape ``directory``. UnpackError: a file is in the way.
+        UnsafeArchiveError: a layer entry would escape ``directory``. UnpackError: a file is in the way, or a
+            filter does not parse.
         KitfileError: the parent chain (``model.path`` references) has a cycle or more than 10 links.
+        ModelKitError: the operating system refused a write (no space, no permission); the message names the
+            full path.
     """
     store = store if store is not None else LocalStore()
     ref = _parse(reference)
@@ -175,25 +189,70 @@ def unpack(
         if remote:  # between planning and verification: download the selected layers of what came from a registry
             for step in steps:
                 remote[0].fetch_layers(step.reference, [layer.descriptor for layer in step.layers])
+    unmatched = _unmatched(active, steps)
     members = {
         id(layer): _verify_layer(store, layer, on_progress) for step in steps for layer in step.layers
     }
 
     target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True, mode=0o755)
-    for scanned in members.values():
-        if scanned is not None:
-            check_tar_target(scanned, target, overwrite=overwrite, ignore_existing=ignore_existing)
+    journal = UnpackJournal(target)
     written: list[Path] = []
     kitfile_path: Path | None = None
-    for step in steps:
-        if step.write_kitfile:
-            kitfile_path = write_kitfile(target, dump_kitfile(_without_digests(step.kitfile)), overwrite=overwrite)
-        for layer in step.layers:
-            written += _extract_layer(
-                store, layer, members[id(layer)], target, overwrite=overwrite, ignore_existing=ignore_existing
-            )
-    return UnpackResult(digest=steps[-1].digest, files=tuple(written), kitfile_path=kitfile_path)
+    try:
+        try:
+            journal.make_target()
+        except OSError as exc:
+            shown = os.path.abspath(target)
+            raise ModelKitError(
+                f"cannot create unpack directory {shown}: {exc.strerror or exc}", path=shown, errno=exc.errno
+            ) from None
+        for scanned in members.values():
+            if scanned is not None:
+                check_tar_target(scanned, target, overwrite=overwrite, ignore_existing=ignore_existing)
+        for step in steps:
+            if step.write_kitfile:
+                kitfile = dump_kitfile(_without_digests(step.kitfile))
+                kitfile_path = write_kitfile(target, kitfile, overwrite=overwrite, journal=journal)
+            for layer in step.layers:
+                written += _extract_layer(
+                    store,
+                    layer,
+                    members[id(layer)],
+                    target,
+                    overwrite=overwrite,
+                    ignore_existing=ignore_existing,
+                    journal=journal,
+                    on_progress=on_progress,
+                )
+    except BaseException:
+        journal.rollback()
+        raise
+    return UnpackResult(
+        digest=steps[-1].digest, files=tuple(written), kitfile_path=kitfile_path, unmatched_filters=unmatched
+    )
+
+
+def _unmatched(filters: list[UnpackFilter], steps: list[_ModelKitStep]) -> tuple[UnpackFilter, ...]:
+    """The filters that select nothing: not the Kitfile, and no layer of the ModelKit or its parents."""
+    top = steps[-1]
+    unmatched = []
+    for wanted in filters:
+        if "kitfile" in wanted.types and top.write_kitfile:
+            continue
+        if any(_selects_layer(wanted, step, is_parent=step is not top) for step in steps):
+            continue
+        logger.info("filter %s matches nothing in %s", wanted, top.reference.display())
+        unmatched.append(wanted)
+    return tuple(unmatched)
+
+
+def _selects_layer(wanted: UnpackFilter, step: _ModelKitStep, *, is_parent: bool) -> bool:
+    for kind, element in step.kitfile.elements():
+        if not gets_layer(kind, element) or (is_parent and kind not in ("model", "modelpart")):
+            continue
+        if wanted.matches(kind, _element_name(element), element.path):
+            return True
+    return False
 
 
 def _parse(reference: str | Reference) -> Reference:
@@ -359,6 +418,41 @@ def _verify_layer(
     return members
 
 
+class _ProgressReader:
+    """Passes reads through, reporting the bytes read so far as ``unpack <path>`` progress."""
+
+    def __init__(self, raw: BinaryIO, key: str, on_progress: ProgressCallback, total: int) -> None:
+        self._raw = raw
+        self._key = key
+        self._on_progress = on_progress
+        self._total = total
+        self.done = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._count(len(data))
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        count = int(self._raw.readinto(buffer))  # type: ignore[attr-defined]
+        self._count(count)
+        return count
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def _count(self, count: int) -> None:
+        if count:
+            self.done += count
+            self._on_progress(ProgressEvent(self._key, self.done, self._total))
+
+    def finish(self) -> None:
+        self._on_progress(ProgressEvent(self._key, self.done, self._total, finished=True))
+
+
 def _extract_layer(
     store: LocalStore,
     layer: _LayerStep,
@@ -367,32 +461,46 @@ def _extract_layer(
     *,
     overwrite: bool,
     ignore_existing: bool,
+    journal: UnpackJournal,
+    on_progress: ProgressCallback | None,
 ) -> list[Path]:
     descriptor = layer.descriptor
     compression = layer.media_type.compression
-    with store.open_blob(descriptor.digest) as raw:
+    with store.open_blob(descriptor.digest) as blob:
+        progress = None
+        source: BinaryIO = blob
+        if on_progress is not None:
+            progress = _ProgressReader(blob, f"unpack {layer.element_path}", on_progress, descriptor.size)
+            source = progress  # type: ignore[assignment]
         if layer.media_type.format == "tar":
-            return extract_tar(
-                raw,
+            written = extract_tar(
+                source,
                 target,
                 overwrite=overwrite,
                 ignore_existing=ignore_existing,
                 compression=compression,
                 members=members,
+                journal=journal,
             )
-        annotations = descriptor.annotations or {}
-        file_path = annotations.get(ANNOTATION_FILEPATH) or clean_path(layer.element_path)
-        written = extract_raw(
-            raw,
-            target,
-            file_path=file_path,
-            metadata_json=annotations.get(ANNOTATION_FILE_METADATA),
-            expected_size=None,
-            overwrite=overwrite,
-            ignore_existing=ignore_existing,
-            compression=compression,
-        )
-        return [written]
+        else:
+            annotations = descriptor.annotations or {}
+            file_path = annotations.get(ANNOTATION_FILEPATH) or clean_path(layer.element_path)
+            written = [
+                extract_raw(
+                    source,
+                    target,
+                    file_path=file_path,
+                    metadata_json=annotations.get(ANNOTATION_FILE_METADATA),
+                    expected_size=None,
+                    overwrite=overwrite,
+                    ignore_existing=ignore_existing,
+                    compression=compression,
+                    journal=journal,
+                )
+            ]
+        if progress is not None:
+            progress.finish()
+        return written
 
 
 def _without_digests(kitfile: Kitfile) -> Kitfile:

@@ -50,7 +50,7 @@ def test_parse_rejects_two_colons() -> None:
     assert info.value.details["filter"] == "model:a:b"
 
 
-@pytest.mark.parametrize("text, bad", [("dataset", "dataset"), ("model,Docs", "Docs"), (":x", ""), ("", "")])
+@pytest.mark.parametrize("text, bad", [("dataset", "dataset"), ("model,Docs", "Docs"), (":x", "''"), ("", "''")])
 def test_parse_rejects_unknown_type(text: str, bad: str) -> None:
     with pytest.raises(UnpackError) as info:
         parse_filter(text)
