@@ -12,6 +12,7 @@
 | ``PYTHON_DOTENV_DISABLED`` | true: ignore ``./.env`` (which otherwise fills in the credential variables above) |
 | ``DOCKER_CONFIG`` | directory of Docker's ``config.json`` (else ``~/.docker``), a read-only credential source |
 | ``PYMODELKIT_PLAIN_HTTP`` | true: talk plain HTTP to every registry (as ``--plain-http``) |
+| ``PYMODELKIT_TIMEOUT`` | seconds a registry request waits to connect, then for each read or write (default 30) |
 | ``PYMODELKIT_GZIP_BACKEND`` | ``zlib`` or ``isal``: the deflate library of gzip layers (default: isal if installed) |
 | ``PYMODELKIT_KEY_PASSWORD``, ``COSIGN_PASSWORD`` | the signing-key password (the first one set, even empty, wins) |
 | ``PYMODELKIT_POLICY`` | the signature policy file; else ``$XDG_CONFIG_HOME/pymodelkit/policy.yaml`` if present |
@@ -22,6 +23,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import re
 import sys
@@ -31,6 +33,7 @@ from pymodelkit.errors import ModelKitError
 
 __all__ = [
     "CREDENTIAL_VARIABLES",
+    "DEFAULT_REGISTRY_TIMEOUT_S",
     "KEY_PASSWORD_VARIABLES",
     "client_certificate_files",
     "created_time",
@@ -45,6 +48,7 @@ __all__ = [
     "plain_http",
     "policy_is_explicit",
     "policy_path",
+    "registry_timeout",
     "source_date_epoch",
 ]
 
@@ -140,6 +144,26 @@ def docker_config_dir() -> Path:
 def plain_http() -> bool:
     """``PYMODELKIT_PLAIN_HTTP``: whether every registry is reached over plain HTTP (default false)."""
     return parse_bool(os.environ.get("PYMODELKIT_PLAIN_HTTP"))
+
+
+DEFAULT_REGISTRY_TIMEOUT_S = 30.0
+
+
+def registry_timeout() -> float:
+    """``PYMODELKIT_TIMEOUT``: the seconds a registry request waits for a connection, then for each read of the
+    answer and each write of the body (default 30, kit's connect and response-header timeouts). It bounds every wait,
+    not a whole transfer: a large blob takes as long as it takes while bytes keep moving. Raises ModelKitError for a
+    value that is not a positive number."""
+    raw = os.environ.get("PYMODELKIT_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_REGISTRY_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ModelKitError(f"invalid PYMODELKIT_TIMEOUT {raw!r}: give a positive number of seconds")
+    return value
 
 
 KEY_PASSWORD_VARIABLES = ("PYMODELKIT_KEY_PASSWORD", "COSIGN_PASSWORD")

@@ -12,6 +12,16 @@ scheme probe — could move to its own module.)
 The TLS files (CA files, client certificate) are checked when the client is made if it may speak https to the
 registry: always, except with plain HTTP (``plain_http=True``, ``PYMODELKIT_PLAIN_HTTP``), which reads no TLS file
 unless an https request is made after all (a redirect to https storage, an https token server).
+
+Every wait of a request (to connect, then for each read and write) is bounded by ``timeout_s``, default
+``PYMODELKIT_TIMEOUT`` (30 s), and a timed-out request is not retried. The https probe of a loopback registry waits at
+most 10 s; when it times out, a plain-http ``GET /v2/`` gets as long, and if that times out too the registry is
+unreachable (a server that accepts connections and never answers costs about 20 s, not minutes).
+
+An error answer without the distribution header (``Docker-Distribution-API-Version``) makes the client ask the server
+``GET /v2/`` once (unauthenticated; the answer is kept): a web server that is no registry (a 404 page there) fails
+every request with ``<registry> is not an OCI registry (GET …/v2/ answered 404 text/html)``, exit 11, instead of a
+"not found" quoting its HTML (``responses.not_a_registry``).
 """
 
 from __future__ import annotations
@@ -38,7 +48,13 @@ from pymodelkit.errors import DigestMismatchError, RegistryError
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST
-from pymodelkit.registry.responses import check_response, redact_url, transport_failure
+from pymodelkit.registry.responses import (
+    API_VERSION_HEADER,
+    check_response,
+    not_a_registry,
+    redact_url,
+    transport_failure,
+)
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, NO_RETRY_EXTENSION, RetryPolicy, RetryTransport
 from pymodelkit.registry.tls import (
     CaBundle,
@@ -139,7 +155,9 @@ class RegistryClient:
             :func:`~pymodelkit.registry.tls.use_tls_options` block; the client certificate then defaults to
             ``KITOPS_CLIENT_CERT``/``KITOPS_CLIENT_KEY``. The files are checked here (NotFoundError, ModelKitError:
             one line naming the file), before any request; with plain HTTP only when an https request needs them.
-        timeout_s: connect/read/write timeout of each request, seconds.
+        timeout_s: the longest wait of each request, in seconds: to connect, then for each read of the answer and
+            each write of the body (not a bound on a whole transfer); default ``PYMODELKIT_TIMEOUT``, else 30. A
+            request that times out is not retried.
         retry: the request-level retry policy of idempotent requests.
         transport: replaces the HTTP transport (tests); retry still wraps it.
         trust_env: use ``HTTP(S)_PROXY``/``NO_PROXY`` and ``SSL_CERT_FILE`` from the environment.
@@ -154,19 +172,27 @@ class RegistryClient:
         tls_verify: bool = True,
         ca_bundle: CaBundle | None = None,
         client_cert: ClientCert | None = None,
-        timeout_s: float = 60.0,
+        timeout_s: float | None = None,
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         transport: httpx.BaseTransport | None = None,
         trust_env: bool = True,
     ) -> None:
         self.registry = registry
         self.host = "registry-1.docker.io" if registry == "docker.io" else registry
+        self.timeout_s = settings.registry_timeout() if timeout_s is None else timeout_s
+        if not self.timeout_s > 0:
+            raise ValueError("timeout_s must be a positive number of seconds")
+        self._probe_timeout_s = min(PROBE_TIMEOUT_S, self.timeout_s)
+        self._verdict_lock = threading.Lock()
+        self._verdict_known = False
+        self._not_registry: RegistryError | None = None  # what GET /v2/ said, once asked: see _refuse_non_registry
         if plain_http is None and settings.plain_http():
             plain_http = True
         self._scheme: str | None = None if plain_http is None else ("http" if plain_http else "https")
         if self._scheme is None and not is_loopback(self.host):
             self._scheme = "https"
         self._scheme_lock = threading.Lock()
+        self._unreachable: RegistryError | None = None
         tls_files = deferred_tls_options(ca_bundle=ca_bundle, client_cert=client_cert)
         if self._scheme != "http":
             tls_files()  # https to the registry (or a probe of it): check the files now, before any request
@@ -177,7 +203,7 @@ class RegistryClient:
             transport=base,
             mounts=mounts,
             headers={"User-Agent": USER_AGENT},
-            timeout=httpx.Timeout(timeout_s),
+            timeout=httpx.Timeout(self.timeout_s),
             follow_redirects=False,
             trust_env=trust_env,
             event_hooks={"request": [_log_request], "response": [_log_response]},
@@ -187,10 +213,18 @@ class RegistryClient:
 
     @property
     def base_url(self) -> str:
-        """``scheme://host``, probing https first for a loopback registry on first use."""
+        """``scheme://host``, probing https first for a loopback registry on first use.
+
+        Raises RegistryError when the probe found the registry unreachable (every later call raises it again)."""
         with self._scheme_lock:
             if self._scheme is None:
-                self._scheme = self._probe_scheme()
+                if self._unreachable is not None:
+                    raise _fresh(self._unreachable)
+                try:
+                    self._scheme = self._probe_scheme()
+                except RegistryError as exc:
+                    self._unreachable = exc  # the threads waiting on the lock do not wait the probe out again
+                    raise
             return f"{self._scheme}://{self.host}"
 
     def url(self, path: str) -> str:
@@ -217,7 +251,8 @@ class RegistryClient:
             stream: leave the body unread; the caller must close the response.
 
         Raises:
-            RegistryError: no answer (``status`` is ``None``); AuthError from the auth layer.
+            RegistryError: no answer (``status`` is ``None``); the server is not an OCI registry (an error answer
+                without the distribution header, and ``GET /v2/`` says so); AuthError from the auth layer.
         """
         extensions: dict[str, Any] = {SCOPES_EXTENSION: scopes}
         if not retry:
@@ -228,10 +263,14 @@ class RegistryClient:
             request.stream = _ReplayableStream(content)
         try:
             if authenticate:
-                return self._client.send(request, stream=stream)
-            return self._client.send(request, stream=stream, auth=None)
+                response = self._client.send(request, stream=stream)
+            else:
+                response = self._client.send(request, stream=stream, auth=None)
         except httpx.TransportError as exc:
             raise transport_failure(exc, registry=self.registry) from exc
+        if authenticate and response.status_code >= 400:  # (not for an answer from another host: a redirect's)
+            self._refuse_non_registry(response)
+        return response
 
     def send_following(
         self,
@@ -279,6 +318,11 @@ class RegistryClient:
     def ping(self) -> None:
         """``GET /v2/``: check that the registry answers and accepts us. Raises RegistryError or AuthError."""
         response = self.send("GET", self.url(""), scopes=())
+        if response.is_success:
+            self._record_verdict(response)  # a web page at /v2/ is no registry either
+            if self._not_registry is not None:
+                response.close()
+                raise _fresh(self._not_registry)
         check_response(response, 200, subject=f"registry {self.registry}")
         response.close()
 
@@ -425,18 +469,90 @@ class RegistryClient:
         )
 
     def _probe_scheme(self) -> str:
-        url = f"https://{self.host}/v2/"
-        request = self._client.build_request(
-            "GET", url, extensions={SCOPES_EXTENSION: (), NO_RETRY_EXTENSION: True}, timeout=PROBE_TIMEOUT_S
-        )
         try:
-            self._client.send(request, auth=None).close()
+            self._send_probe(f"https://{self.host}/v2/").close()
         except httpx.TransportError as exc:
             if is_certificate_error(exc):  # it speaks TLS, with a certificate we do not trust: say so, over https
                 return "https"
+            if isinstance(exc, httpx.TimeoutException):
+                return self._probe_plain_http()
             logger.debug("%s does not answer https (%s): using plain http", self.host, type(exc).__name__)
             return "http"
         return "https"
+
+    def _probe_plain_http(self) -> str:
+        """After an https probe that timed out: ``GET /v2/`` over http, as long; silent too, the registry is
+        unreachable (a server that accepts connections and never answers)."""
+        url = f"http://{self.host}/v2/"
+        try:
+            response = self._send_probe(url)
+        except httpx.TimeoutException as exc:
+            raise RegistryError(
+                f"cannot reach registry {self.registry}: no answer over https or http within "
+                f"{self._probe_timeout_s:g} s [GET {redact_url(url)}]",
+                method="GET", url=redact_url(url), status=None, detail=type(exc).__name__, is_temporary=True,
+            ) from exc
+        except httpx.TransportError as exc:
+            logger.debug("%s does not answer https (timed out) nor http (%s): using plain http", self.host,
+                         type(exc).__name__)
+            return "http"
+        try:
+            self._record_verdict(response)
+        finally:
+            response.close()
+        logger.debug("%s does not answer https (timed out), answers http: using plain http", self.host)
+        return "http"
+
+    def _send_probe(self, url: str) -> httpx.Response:
+        """An unauthenticated, unretried ``GET`` of ``url`` waiting at most the probe timeout; its body unread."""
+        request = self._client.build_request(
+            "GET", url, extensions={SCOPES_EXTENSION: (), NO_RETRY_EXTENSION: True}, timeout=self._probe_timeout_s
+        )
+        return self._client.send(request, auth=None, stream=True)
+
+    def _refuse_non_registry(self, response: httpx.Response) -> None:
+        """For an error answer of the registry's host: raise (closing it) if the server is no OCI registry.
+
+        An answer carrying the distribution header is a registry's. Otherwise the server's answer to ``GET /v2/``
+        decides (``responses.not_a_registry``): this one if it is that request, else one unauthenticated probe per
+        client, whose verdict is kept. A probe that gets no answer gives no verdict: the error at hand stands.
+        """
+        if response.status_code == 401 or API_VERSION_HEADER in response.headers:
+            return
+        request = response.request
+        v2_url = self.url("")
+        if request.method == "GET" and str(request.url) == v2_url:
+            self._record_verdict(response)
+        elif not self._verdict_known:
+            with self._verdict_lock:
+                if not self._verdict_known:
+                    try:
+                        probe = self._send_probe(v2_url)
+                    except httpx.TransportError as exc:
+                        logger.debug("GET %s for a verdict failed: %s", redact_url(v2_url), type(exc).__name__)
+                        return
+                    try:
+                        self._record_verdict(probe, locked=True)
+                    finally:
+                        probe.close()
+        if self._not_registry is not None:
+            response.close()
+            raise _fresh(self._not_registry)
+
+    def _record_verdict(self, response: httpx.Response, *, locked: bool = False) -> None:
+        """Keep what ``response``, an answer to ``GET /v2/``, says about the server (the first verdict stays)."""
+        if not locked:
+            with self._verdict_lock:
+                self._record_verdict(response, locked=True)
+            return
+        if not self._verdict_known:
+            self._not_registry = not_a_registry(self.registry, response)
+            self._verdict_known = True
+
+
+def _fresh(error: RegistryError) -> RegistryError:
+    """A copy of a kept ``error``, to raise: one instance raised by several threads would share its traceback."""
+    return RegistryError(error.message, **error.details)
 
 
 class _ReplayableStream(httpx.SyncByteStream):

@@ -2,8 +2,11 @@
 ``oci-distribution.md`` §1.13).
 
 The OCI error body (``{"errors":[{"code","message","detail"}]}``) is read only up to 64 KiB and parsed only when the
-answer says it is JSON. URLs in messages and attributes are redacted: no user info, no signed or secret query values.
-Connection failures become a :class:`RegistryError` with ``status=None`` through :func:`transport_failure`.
+answer says it is JSON; an HTML page is never quoted. URLs in messages and attributes are redacted: no user info, no
+signed or secret query values. Connection failures become a :class:`RegistryError` with ``status=None`` through
+:func:`transport_failure` (a timeout says which wait ran out, and for how long). :func:`not_a_registry` reads a
+server's answer to ``GET /v2/``: a web server that is no registry is named as such, not taken for a registry that lacks
+the thing asked for.
 """
 
 from __future__ import annotations
@@ -21,22 +24,35 @@ import httpx
 from pymodelkit.errors import AuthError, RegistryError, RegistryNotFoundError
 
 __all__ = [
+    "API_VERSION_HEADER",
     "MAX_ERROR_BODY_BYTES",
     "TEMPORARY_CODES",
     "check_response",
     "error_from_response",
     "is_temporary",
     "is_temporary_status",
+    "not_a_registry",
     "parse_retry_after",
     "redact_url",
     "transport_failure",
 ]
 
 MAX_ERROR_BODY_BYTES = 64 << 10
+# distribution sets it on every answer (registry/2.0); most registries send it, a plain web server never does.
+API_VERSION_HEADER = "Docker-Distribution-API-Version"
 # OCI/distribution codes that mean "the registry could not do it now; the same request may work later".
 TEMPORARY_CODES = frozenset({"TOOMANYREQUESTS", "UNAVAILABLE"})
 _MAX_TEXT_IN_MESSAGE = 200
 _SECRET_QUERY_RE = re.compile(r"(?i)(sig|signature|token|credential|secret|password|key|auth|_state)")
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# 4xx answers to GET /v2/ that a registry may give (auth, proxy auth, timeout, rate limit): no verdict on what it is.
+_REGISTRY_4XX = frozenset({401, 403, 407, 408, 429})
+_TIMEOUT_WAITS: tuple[tuple[type[httpx.TimeoutException], str, str], ...] = (
+    (httpx.ConnectTimeout, "connect", "not connected after"),
+    (httpx.ReadTimeout, "read", "nothing received for"),
+    (httpx.WriteTimeout, "write", "could not send for"),
+    (httpx.PoolTimeout, "pool", "no free connection after"),
+)
 
 
 def check_response(response: httpx.Response, *expected: int, subject: str | None = None) -> httpx.Response:
@@ -95,8 +111,9 @@ def error_from_response(response: httpx.Response, *, subject: str | None = None)
 
 
 def is_temporary_status(status: int) -> bool:
-    """Tell whether an HTTP status is worth retrying: 408, 429 and every 5xx."""
-    return status in (408, 429) or 500 <= status <= 599
+    """Tell whether an HTTP status is worth retrying: 408, 429 and every 5xx but 501 (Not Implemented: the server does
+    not support the request, and will not on the next try)."""
+    return status in (408, 429) or (500 <= status <= 599 and status != 501)
 
 
 def is_temporary(status: int | None, codes: Sequence[str] = ()) -> bool:
@@ -116,7 +133,7 @@ def transport_failure(exc: httpx.TransportError, *, registry: str | None = None)
     method = request.method if request is not None else None
     url = redact_url(request.url) if request is not None else None
     host = registry or (request.url.netloc.decode("ascii", "replace") if request is not None else "the registry")
-    reason = _one_line(str(exc)) or type(exc).__name__
+    reason = _timeout_reason(exc, request) or _one_line(str(exc)) or type(exc).__name__
     where = f" [{method} {url}]" if request is not None else ""
     return RegistryError(
         f"cannot reach registry {host}: {reason}{where}",
@@ -125,6 +142,30 @@ def transport_failure(exc: httpx.TransportError, *, registry: str | None = None)
         status=None,
         detail=type(exc).__name__,
         is_temporary=is_temporary_transport_error(exc),
+    )
+
+
+def not_a_registry(registry: str, response: httpx.Response) -> RegistryError | None:
+    """The error naming ``registry`` as no OCI registry if ``response``, its server's answer to ``GET /v2/``, says so;
+    else ``None`` (a registry, or no verdict).
+
+    A registry answers ``GET /v2/`` with 200 or 401 (a 404 means it does not implement the API, OCI distribution spec
+    end-1), and distribution adds :data:`API_VERSION_HEADER` to every answer. Without that header these say "no
+    registry": a 4xx other than 401, 403, 407, 408 and 429; a 501; a 2xx that is an HTML page. A 5xx (a registry
+    behind a proxy may be down) or a redirect gives no verdict. The body is not read.
+    """
+    if API_VERSION_HEADER in response.headers:
+        return None
+    status = response.status_code
+    content_type = _content_type(response)
+    refused = (400 <= status <= 499 and status not in _REGISTRY_4XX) or status == 501
+    if not refused and not (200 <= status <= 299 and content_type in _HTML_TYPES):
+        return None
+    url = redact_url(response.request.url)
+    said = f"{status} {content_type}" if content_type else f"{status} with no content type"
+    return RegistryError(
+        f"{registry} is not an OCI registry (GET {url} answered {said})",
+        method="GET", url=url, status=status, is_temporary=False,
     )
 
 
@@ -227,12 +268,31 @@ def _describe(status: int, errors: list[tuple[str, str]], body: bytes, response:
     if errors:
         said = "; ".join(f"{code}: {message}" if message else code for code, message in errors if code or message)
         return f"{status} {said}" if said else str(status)
+    if _content_type(response) in _HTML_TYPES or body.lstrip()[:14].lower().startswith((b"<!doctype html", b"<html")):
+        return " ".join(part for part in (str(status), response.reason_phrase, "(an HTML page)") if part)
     text = _one_line(body.decode("utf-8", "replace"))
     if text:
         if len(text) > _MAX_TEXT_IN_MESSAGE:
             text = text[:_MAX_TEXT_IN_MESSAGE] + "…"
         return f"{status} {text}"
     return f"{status} {response.reason_phrase}".rstrip()
+
+
+def _content_type(response: httpx.Response) -> str:
+    value: str = response.headers.get("content-type", "")
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _timeout_reason(exc: httpx.TransportError, request: httpx.Request | None) -> str | None:
+    """``timed out: nothing received for 30 s (…)``: which wait of a timed-out request ran out, and its limit."""
+    for cls, key, what in _TIMEOUT_WAITS:
+        if isinstance(exc, cls):
+            timeouts = request.extensions.get("timeout") if request is not None else None
+            seconds = timeouts.get(key) if isinstance(timeouts, dict) else None
+            if not isinstance(seconds, (int, float)):
+                return None
+            return f"timed out: {what} {seconds:g} s (PYMODELKIT_TIMEOUT sets the limit)"
+    return None
 
 
 def _one_line(text: str) -> str:

@@ -1,7 +1,9 @@
 """Retry of single idempotent requests: a transport that wraps the HTTP transport (STYLE rules 4 and 5).
 
-GET, HEAD, PUT (manifests) and DELETE with a replayable body are retried on connection errors and on 408/429/5xx,
-with exponential backoff and jitter, honouring ``Retry-After``, bounded in attempts and in time. A request marked
+GET, HEAD, PUT (manifests) and DELETE with a replayable body are retried on connection errors and on 408/429/5xx
+(but 501), with exponential backoff and jitter, honouring ``Retry-After``, bounded in attempts and in time. A timeout
+is not retried: the request has already waited its full limit (``PYMODELKIT_TIMEOUT``), and a server that accepts
+connections and never answers would otherwise hold a command for several times that. A request marked
 ``request.extensions["pymodelkit.no_retry"] = True`` passes straight through: blob uploads retry as a whole session
 one level up (``registry/transfer.py``), and blob downloads resume with ``Range`` (``registry/download.py``).
 """
@@ -100,6 +102,8 @@ class RetryTransport(httpx.BaseTransport):
                 response = self.inner.handle_request(request)
             except httpx.TransportError as exc:
                 delay = self.policy.delay_s(attempt)
+                if isinstance(exc, httpx.TimeoutException):
+                    raise  # it waited the whole timeout already: once is the bound (the module docstring)
                 if not is_temporary_transport_error(exc) or not self.policy.allows(
                     attempt, self._clock() - start, delay
                 ):
