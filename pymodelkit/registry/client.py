@@ -242,6 +242,7 @@ class RegistryClient:
         stream: bool = False,
         retry: bool = True,
         authenticate: bool = True,
+        answer_wait_s: float | None = None,
     ) -> httpx.Response:
         """Send one request with the scopes it needs; no redirect is followed.
 
@@ -249,6 +250,8 @@ class RegistryClient:
             retry: ``False`` marks it ``pymodelkit.no_retry`` (its caller retries at a higher level).
             authenticate: ``False`` sends no credentials (a redirect to another host).
             stream: leave the body unread; the caller must close the response.
+            answer_wait_s: the longest wait for each read of the answer, when longer than ``timeout_s`` (a blob's
+                closing PUT, which the registry may answer only once it has re-read or moved the whole blob).
 
         Raises:
             RegistryError: no answer (``status`` is ``None``); the server is not an OCI registry (an error answer
@@ -257,7 +260,11 @@ class RegistryClient:
         extensions: dict[str, Any] = {SCOPES_EXTENSION: scopes}
         if not retry:
             extensions[NO_RETRY_EXTENSION] = True
-        request = self._client.build_request(method, url, headers=headers, content=content, extensions=extensions)
+        timeout: httpx.Timeout | Any = httpx.USE_CLIENT_DEFAULT
+        if answer_wait_s is not None and answer_wait_s > self.timeout_s:
+            timeout = httpx.Timeout(self.timeout_s, read=answer_wait_s)
+        request = self._client.build_request(method, url, headers=headers, content=content, extensions=extensions,
+                                             timeout=timeout)
         if getattr(content, "replayable", False) is True:
             # A body that can be iterated again (a FileSpan): say so, so the auth layer resends it after a 401.
             request.stream = _ReplayableStream(content)

@@ -56,6 +56,10 @@ logger = logging.getLogger(__name__)
 
 PIECE_BYTES = 1 << 20  # one read from the file, one write to the socket
 OCTET_STREAM = "application/octet-stream"
+# A blob's closing PUT may be answered only once the registry has read the whole blob again (distribution does when it
+# lost the session's hash state, e.g. after a restart or on another replica) or copied it in object storage: the wait
+# for that answer is allowed to grow with the blob, at this rate, beyond the client's timeout.
+COMMIT_BYTES_PER_S = 50_000_000
 # The code of the error raised when the registry acknowledges another range than the one sent (v3 uses it for 416).
 RANGE_MISMATCH_CODE = "RANGE_INVALID"
 # 404 codes meaning the registry no longer knows the session (stale Location, restart, purge, finished).
@@ -380,8 +384,9 @@ def _put_digest(
         headers = {"Content-Type": OCTET_STREAM, "Content-Length": str(len(body))}
         if start is not None:
             headers["Content-Range"] = f"{start}-{start + len(body) - 1}"
+    size = session.offset if body is None else (start or 0) + len(body)
     response = _send(client, "PUT", _with_digest(session.location, digest), (push_scope(session.repository),),
-                     content=body, headers=headers, retry=retry)
+                     content=body, headers=headers, retry=retry, answer_wait_s=size / COMMIT_BYTES_PER_S)
     check_response(response, 201, subject=f"blob {digest} in {client.registry}/{session.repository}")
     response.close()
 
@@ -406,8 +411,10 @@ def _send(
     headers: dict[str, str],
     content: FileSpan | BufferSpan | bytes | None = None,
     retry: bool = False,
+    answer_wait_s: float | None = None,
 ) -> httpx.Response:
-    return client.send(method, url, scopes=scopes, headers=headers, content=content, retry=retry)
+    return client.send(method, url, scopes=scopes, headers=headers, content=content, retry=retry,
+                       answer_wait_s=answer_wait_s)
 
 
 def _location(client: RegistryClient, response: httpx.Response) -> str:

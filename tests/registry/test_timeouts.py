@@ -8,19 +8,24 @@ answer a few bytes at a time.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from pymodelkit.cli.main import main
 from pymodelkit.errors import ModelKitError, RegistryError
+from pymodelkit.oci.digest import Digest
 from pymodelkit.registry.client import RegistryClient
 from pymodelkit.registry.login import login
+from pymodelkit.registry.upload import COMMIT_BYTES_PER_S, FileSpan, put_blob, start_upload
 from pymodelkit.settings import DEFAULT_REGISTRY_TIMEOUT_S, registry_timeout
+from tests.support.faultproxy import FaultProxy
+from tests.support.registry import TestRegistry
 
 
 class _Listener:
@@ -239,3 +244,44 @@ def test_the_limit_is_per_read_not_per_answer(trickle: _Listener) -> None:
         response.close()
     assert body == b"x" * _Trickle.size
     assert time.monotonic() - start > 1.5  # three times the limit in all, every gap under it
+
+
+# ----- a blob's closing PUT may take longer to answer than the timeout, in proportion to the blob --------------------
+
+
+def _put_whole_blob(client: RegistryClient, repository: str, path: Path) -> Digest:
+    digest = Digest.from_bytes(path.read_bytes())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        put_blob(client, start_upload(client, repository), digest, FileSpan(fd, 0, path.stat().st_size))
+    finally:
+        os.close(fd)
+    return digest
+
+
+def test_a_large_blobs_closing_put_may_be_answered_after_the_timeout(
+    registry: TestRegistry, fault_proxy: Callable[..., FaultProxy], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYMODELKIT_TIMEOUT", "0.5")
+    proxy = fault_proxy(registry.url)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1 << 20) * 128)  # 128 MiB: its answer may take 128 MiB / COMMIT_BYTES_PER_S = 2.7 s
+    assert (128 << 20) / COMMIT_BYTES_PER_S > 2.0
+    proxy.stall("PUT", r"digest=", seconds=1.5, direction="response")
+    with RegistryClient(proxy.host, plain_http=True) as client:
+        digest = _put_whole_blob(client, "timeouts/big", big)
+        assert client.has_blob("timeouts/big", digest, 128 << 20)
+
+
+def test_a_small_blobs_closing_put_still_times_out(
+    registry: TestRegistry, fault_proxy: Callable[..., FaultProxy], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYMODELKIT_TIMEOUT", "0.5")
+    proxy = fault_proxy(registry.url)
+    small = tmp_path / "small.bin"
+    small.write_bytes(os.urandom(1 << 20))  # 1 MiB: its answer gets the timeout, 0.5 s
+    proxy.stall("PUT", r"digest=", seconds=3.0, direction="response")
+    start = time.monotonic()
+    with RegistryClient(proxy.host, plain_http=True) as client, pytest.raises(RegistryError, match=r"timed out"):
+        _put_whole_blob(client, "timeouts/small", small)
+    assert time.monotonic() - start < 2.5
