@@ -31,6 +31,11 @@ left) the pieces are copied into the staging buffers as above, without the downl
 2-vCPU VM (1 GiB from a local ``registry:2``): 895-1082 MB/s against 833-933 with the copy into the staging buffer,
 and against ``curl -o`` at 1347-1470; the hashing thread is busy about 0.85 s of the 1.0-1.1 s pull, so SHA-256 is
 the limit. Memory: ``directio.BUFFER_COUNT`` staging buffers per download.
+
+``fetch_blob(stop=...)`` (a pull whose other blob failed, or that was interrupted) ends the download with
+:class:`DownloadStopped` soon after the event is set: before each attempt, at each piece, within
+:data:`STOP_POLL_S` of a read from the socket (which waits in slices of that length), and during a retry's pause.
+A request still waiting for its response headers, or a body read through httpx, ends at its read timeout.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from pymodelkit.store import LocalStore
 from pymodelkit.store.ingest import BlobWriter
 
-__all__ = ["READ_AHEAD_BUFFERS", "READ_BUFFER_BYTES", "download_blob", "fetch_blob"]
+__all__ = ["READ_AHEAD_BUFFERS", "READ_BUFFER_BYTES", "STOP_POLL_S", "DownloadStopped", "download_blob", "fetch_blob"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +77,14 @@ READ_BUFFER_BYTES = 1 << 20
 READ_AHEAD_BUFFERS = 4
 _HASH_QUEUE = 64  # pieces waiting for the hashing thread (httpx's pieces are 64 KiB: 4 MiB at most)
 _DIRECT_MIN_BYTES = 1 << 20  # smaller bodies go through httpx (and keep their connection for the next request)
+STOP_POLL_S = 0.2  # a socket read with a stop event waits in slices of this length
 
 _CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+
+
+class DownloadStopped(Exception):
+    """:func:`fetch_blob` stopped because its ``stop`` event was set (another blob failed, or the pull was
+    interrupted); nothing is left in the ingest area."""
 
 
 def download_blob(
@@ -112,9 +123,13 @@ def fetch_blob(
     on_bytes: Callable[[int], None] | None = None,
     retry: RetryPolicy = DEFAULT_RETRY_POLICY,
     sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> BlobWriter | None:
     """Download the blob into the store's ingest area and verify it, without committing it: the caller commits the
     returned writer (``commit(mode=0o600)``) or aborts it. ``None`` when the store has the blob already.
+
+    ``stop``: when it is set, the download ends soon (see the module docstring) with :class:`DownloadStopped`; a
+    retry then pauses on it rather than with ``sleep``.
 
     Raises as :func:`download_blob`, and StoreError for a digest other than sha256 (before any request: the store
     holds sha256 blobs only); on any failure nothing is left in the ingest area.
@@ -129,9 +144,10 @@ def fetch_blob(
     last_progress = time.monotonic()
     try:
         while True:
+            _check_stop(stop, subject)
             held_before = held.writer.size
             try:
-                _fetch_into(client, repository, descriptor, store, held, on_bytes)
+                _fetch_into(client, repository, descriptor, store, held, on_bytes, stop)
                 break
             except RegistryError as exc:
                 error = exc
@@ -144,13 +160,21 @@ def fetch_blob(
             if not error.is_temporary or not retry.allows(attempt, time.monotonic() - last_progress, delay):
                 raise _final_error(subject, error, attempt) from error
             logger.info("%s: %s; resuming at byte %d in %.1fs", subject, error, held.writer.size, delay)
-            sleep(delay)
+            if stop is None:
+                sleep(delay)
+            elif stop.wait(delay):
+                _check_stop(stop, subject)
         held.check_digest(descriptor)
         held.writer.verify(expected_digest=descriptor.digest, expected_size=descriptor.size)
     except BaseException:
         held.writer.abort()
         raise
     return held.writer
+
+
+def _check_stop(stop: threading.Event | None, subject: str) -> None:
+    if stop is not None and stop.is_set():
+        raise DownloadStopped(f"{subject}: stopped")
 
 
 @dataclass
@@ -186,6 +210,7 @@ def _fetch_into(
     store: LocalStore,
     held: _Held,
     on_bytes: Callable[[int], None] | None,
+    stop: threading.Event | None = None,
 ) -> None:
     """One GET from the held size to the end of the blob."""
     offset = held.writer.size
@@ -207,16 +232,18 @@ def _fetch_into(
         declared = _content_length(response)
         if declared is not None and start + declared > descriptor.size:
             raise _too_long(client, repository, descriptor, start + declared)
-        if held.hasher is None and writer.staged and _read_into_writer(response, declared, writer, on_bytes):
+        if held.hasher is None and writer.staged and _read_into_writer(response, declared, writer, on_bytes, stop):
             _check_complete(writer, descriptor, response)
             return
-        pieces = _body(response, declared)
+        pieces = _body(response, declared, stop)
         # Each piece is hashed, in order, on a thread of its own, which then gives the buffer back; without a hasher
         # of ours (the writer hashes) the buffer goes back as soon as it is written.
         hashing = ChunkFanout([] if held.hasher is None else [held.hasher.update], depth=_HASH_QUEUE,
                               name="pymodelkit-hash")
         try:
             for piece in pieces:
+                if stop is not None and stop.is_set():
+                    raise DownloadStopped(f"blob {descriptor.digest} from {client.registry}/{repository}: stopped")
                 writer.write(piece.view)  # every piece as it arrives: on a cut, what was received is kept
                 hashing.put(piece.view, piece.release)
                 if writer.size > descriptor.size:
@@ -242,7 +269,11 @@ def _check_complete(writer: BlobWriter, descriptor: Descriptor, response: httpx.
 
 
 def _read_into_writer(
-    response: httpx.Response, declared: int | None, writer: BlobWriter, on_bytes: Callable[[int], None] | None
+    response: httpx.Response,
+    declared: int | None,
+    writer: BlobWriter,
+    on_bytes: Callable[[int], None] | None,
+    stop: threading.Event | None,
 ) -> bool:
     """Read the body of ``response`` from its socket straight into the direct writer's staging buffers (which hashes
     them on its sink's thread): the one copy is the kernel's. ``False`` (nothing read) when the body cannot be read
@@ -259,7 +290,7 @@ def _read_into_writer(
         remaining = declared - len(first)
         logger.debug("reading %d bytes of GET %s from the socket into the blob writer", remaining,
                      redact_url(response.request.url))
-        recv = _SocketReader(sock, response.request)
+        recv = _SocketReader(sock, response.request, stop)
         while remaining > 0:
             want = min(remaining, READ_BUFFER_BYTES)
             taken = writer.write_from(recv, want)
@@ -274,20 +305,28 @@ def _read_into_writer(
 
 
 class _SocketReader:
-    """``recv_into`` on ``sock`` with the read timeout of ``request``, its errors raised as httpx's."""
+    """``recv_into`` on ``sock`` with the read timeout of ``request``, its errors raised as httpx's. With a ``stop``
+    event, each read waits in slices of :data:`STOP_POLL_S` and raises :class:`DownloadStopped` once it is set."""
 
-    def __init__(self, sock: socket.socket, request: httpx.Request) -> None:
-        sock.settimeout(_read_timeout(request))
+    def __init__(self, sock: socket.socket, request: httpx.Request, stop: threading.Event | None = None) -> None:
+        self._timeout = _read_timeout(request)
+        sock.settimeout(self._timeout if stop is None else min(self._timeout or STOP_POLL_S, STOP_POLL_S))
         self.sock = sock
         self._request = request
+        self._stop = stop
 
     def __call__(self, view: memoryview) -> int:
-        try:
-            return self.sock.recv_into(view)
-        except TimeoutError as exc:  # socket.timeout
-            raise _mapped(httpx.ReadTimeout, exc, self._request) from exc
-        except OSError as exc:
-            raise _mapped(httpx.ReadError, exc, self._request) from exc
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            try:
+                return self.sock.recv_into(view)
+            except TimeoutError as exc:  # socket.timeout
+                if self._stop is None or (deadline is not None and time.monotonic() >= deadline):
+                    raise _mapped(httpx.ReadTimeout, exc, self._request) from exc
+                if self._stop.is_set():
+                    raise DownloadStopped(f"GET {redact_url(self._request.url)}: stopped") from None
+            except OSError as exc:
+                raise _mapped(httpx.ReadError, exc, self._request) from exc
 
 
 def _close_iterator(raw: Iterator[bytes]) -> None:
@@ -309,7 +348,9 @@ def _unencoded(response: httpx.Response) -> bool:
     return response.headers.get("content-encoding", "identity").strip().lower() in ("", "identity")
 
 
-def _body(response: httpx.Response, declared: int | None) -> Generator[_Piece, None, None]:
+def _body(
+    response: httpx.Response, declared: int | None, stop: threading.Event | None = None
+) -> Generator[_Piece, None, None]:
     """The body of ``response`` in pieces: from the socket (see the module docstring) when it can be, else from
     httpx's iterator."""
     if not _unencoded(response):  # a proxy compressed it despite Accept-Encoding: identity
@@ -331,7 +372,7 @@ def _body(response: httpx.Response, declared: int | None) -> Generator[_Piece, N
             yield _Piece(data)
         return
     logger.debug("reading %d bytes of GET %s from the socket", remaining, redact_url(response.request.url))
-    reader = _ReadAhead(_SocketReader(sock, response.request), remaining)
+    reader = _ReadAhead(_SocketReader(sock, response.request, stop), remaining)
     try:
         yield from reader
     finally:
@@ -432,14 +473,16 @@ class _ReadAhead:
         self._full.put(None)
 
 
-def _fill(recv: _SocketReader, buffer: bytearray, want: int) -> tuple[int, httpx.TransportError | None]:
+def _fill(
+    recv: _SocketReader, buffer: bytearray, want: int
+) -> tuple[int, httpx.TransportError | DownloadStopped | None]:
     """Read up to ``want`` bytes into ``buffer``; stop early at the end of the stream or at an error (returned)."""
     count = 0
     with memoryview(buffer) as view:
         while count < want:
             try:
                 got = recv(view[count:want])
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, DownloadStopped) as exc:
                 exc.__traceback__ = None  # its frames hold a view of the buffer, which the exception would keep alive
                 return count, exc
             if not got:

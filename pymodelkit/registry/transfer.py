@@ -31,7 +31,7 @@ from pymodelkit.pack.parents import resolve_parent_chain
 from pymodelkit.progress import TOTAL_PROGRESS_KEY, ProgressCallback
 from pymodelkit.progress import BlobProgress as _Progress
 from pymodelkit.registry.client import RegistryClient
-from pymodelkit.registry.download import fetch_blob
+from pymodelkit.registry.download import DownloadStopped, fetch_blob
 from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from pymodelkit.registry.upload import FileSpan, UploadStopped, run_upload
 from pymodelkit.store import LocalStore
@@ -422,21 +422,29 @@ def _pull_modelkit(
 
     # Every blob is downloaded and verified before any is committed. A verified writer is parked (its fd closed, the
     # file kept for the commit), so the pull holds O(concurrency) open files, not one per layer (EMFILE past 1024).
+    # Once the pull has ended (``closed``: committed, failed, or interrupted twice so that a worker outlived the
+    # wait), a worker aborts its own writer instead of handing it over.
     verified: list[BlobWriter] = []
     lock = threading.Lock()
+    closed = False
 
     def run(blob: Descriptor) -> bool:
         key = _key(blob.digest)
-        writer = fetch_blob(client, ref.repository, blob, store, retry=retry,
+        writer = fetch_blob(client, ref.repository, blob, store, retry=retry, stop=stop,
                             on_bytes=lambda held: progress.update(key, held))
         if writer is not None:
             try:
                 writer.park()
+                with lock:
+                    kept = not closed
+                    if kept:
+                        verified.append(writer)
             except BaseException:
                 writer.abort()
                 raise
-            with lock:
-                verified.append(writer)
+            if not kept:
+                writer.abort()
+                raise DownloadStopped(f"blob {blob.digest}: the pull of {ref} has ended")
         progress.update(key, blob.size, finished=True)
         return writer is not None
 
@@ -445,6 +453,8 @@ def _pull_modelkit(
         for writer in verified:
             writer.commit(mode=0o600)
     finally:
+        with lock:
+            closed = True
         for writer in verified:
             writer.abort()  # after a failure: nothing of this pull is left in the store
     store.add_manifest(ref.repo_key, fetched.data, tags=(ref.tag,) if ref.tag else ())
@@ -472,19 +482,26 @@ def _parse_model_manifest(ref: Reference, data: bytes, media_type: str) -> Manif
 
 
 def _run_all(items: Sequence[_T], run: Callable[[_T], _R], concurrency: int, stop: threading.Event) -> list[_R]:
-    """Run ``run`` over ``items`` on ``concurrency`` threads; the first failure stops the rest and is raised."""
+    """Run ``run`` over ``items`` on ``concurrency`` threads; the first failure stops the rest and is raised.
+
+    Stopping sets ``stop`` (which ``run`` watches) and drops the items not started; the call returns once every
+    running one has ended. Interrupted while waiting (``KeyboardInterrupt``), it stops them the same way, waits, and
+    raises the interrupt; a second interrupt during that wait is raised at once.
+    """
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items))), thread_name_prefix="pymodelkit") as pool:
-        futures: list[Future[_R]] = [pool.submit(run, item) for item in items]
-        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        if pending:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items))), thread_name_prefix="pymodelkit")
+    futures: list[Future[_R]] = []
+    try:
+        for item in items:
+            futures.append(pool.submit(run, item))
+        wait(futures, return_when=FIRST_EXCEPTION)
+    finally:
+        if len(futures) < len(items) or not all(f.done() for f in futures):
             stop.set()
-            for future in pending:
-                future.cancel()
-        wait(futures)
+        pool.shutdown(wait=True, cancel_futures=True)
     errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
-    first = next((e for e in errors if not isinstance(e, UploadStopped)), None)
+    first = next((e for e in errors if not isinstance(e, (UploadStopped, DownloadStopped))), None)
     if first is not None:
         raise first
     return [f.result() for f in futures]

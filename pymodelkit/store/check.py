@@ -5,6 +5,10 @@ The reference graph starts at the manifests the per-repo indexes (and their tags
 first (which blobs and stray files go, how many bytes that frees) and then deletes, unless ``dry_run``. ``gc`` must
 not race a pack or pull that has written blobs but not yet added its manifest: such blobs look unreferenced; the
 writer's ``add_manifest`` then fails with a :class:`StoreError` instead of leaving a broken ModelKit.
+
+Stray ingest files (no writer holds them: :mod:`pymodelkit.store.holds`) may go at any time, also while a pack or
+pull runs: each is unlinked while ``gc`` holds the lock it probed it with, so a writer that has just made the file
+and waits for that lock sees it gone and makes another.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pymodelkit.errors import ModelKitError, StoreError
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import SHA256, Digest, compute_file_digest
 from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES, Manifest
-from pymodelkit.store.ingest import is_ingest_live
+from pymodelkit.store.holds import is_ingest_live, remove_stray
 from pymodelkit.store.layout import (
     BLOBS_DIR,
     TEMP_FILE_RE,
@@ -175,11 +179,13 @@ def run_gc(storage: Path, *, dry_run: bool) -> GcReport:
         if not refs.is_referenced(named):
             with contextlib.suppress(FileNotFoundError):
                 doomed.append((named, path, path.stat().st_size))
-    strays = stray_files(storage)
-    freed = sum(size for _, _, size in doomed)
-    for path in strays:
-        with contextlib.suppress(FileNotFoundError):
-            freed += path.stat().st_size
+    strays: list[tuple[Path, int]] = []
+    for path in stray_files(storage):
+        try:
+            strays.append((path, path.stat().st_size))
+        except FileNotFoundError:  # gone since, or a dangling symlink
+            strays.append((path, 0))
+    freed = sum(size for _, _, size in doomed) + sum(size for _, size in strays)
     if not dry_run:
         gone = {digest for digest, _, _ in doomed}
         index = read_storage_index(storage)
@@ -189,9 +195,14 @@ def run_gc(storage: Path, *, dry_run: bool) -> GcReport:
         for _, path, _ in doomed:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        for path in strays:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        ingest = ingest_dir(storage)
+        for path, size in strays:
+            if path.parent == ingest:
+                if not remove_stray(path):  # live again (a writer made it just then) or gone: not freed here
+                    freed -= size
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
     removed = sorted((digest for digest, _, _ in doomed), key=str)
     logger.info("gc %s %d blobs, %d bytes", "would remove" if dry_run else "removed", len(removed), freed)
     return GcReport(removed=removed, freed_bytes=freed)

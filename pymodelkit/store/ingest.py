@@ -36,17 +36,21 @@ A verified writer can give its file descriptor back (:meth:`BlobWriter.park`) an
 later: ``pull`` verifies every blob of a ModelKit before it commits any, and a ModelKit of more layers than the
 process may open files (a soft limit of 1024 on many systems) would otherwise fail with ``EMFILE``. A parked file is
 renamed to ``<name>.held-<hold>`` and kept live for ``fsck``/``gc`` by one flocked *hold* file per ingest directory
-and process (``pymodelkit_hold-<hold>``), so a pull holds O(concurrency) descriptors, not one per blob (measured: 11
-above the baseline for 300 and for 1,500 layers at concurrency 5, against 306 for 300 before). Its commit reopens
-the file by path (``O_NOFOLLOW``) and checks it is the very file that was verified, unchanged: same device, inode,
-size, mtime and ctime (ctime cannot be set by an unprivileged process; a write or rename changes it, to the file
-system's timestamp granularity). That relies on the ingest directory and its files being writable by the store's
-owner only (directory ``0755``, files ``0600``, as they are made here): the store's owner, who can write ``blobs/``
-directly anyway, is not defended against. The rename into ``blobs/`` was always by path, so a held descriptor never
-guarded more than that.
+and process (``pymodelkit_hold-<hold>``, :mod:`pymodelkit.store.holds`), so a pull holds O(concurrency) descriptors,
+not one per blob (measured: 11 above the baseline for 300 and for 1,500 layers at concurrency 5, against 306 for 300
+before). Its commit reopens the file by path (``O_NOFOLLOW``) and checks it is the very file that was verified,
+unchanged: same device, inode, size, mtime and ctime (ctime cannot be set by an unprivileged process; a write or
+rename changes it, to the file system's timestamp granularity). That relies on the ingest directory and its files
+being writable by the store's owner only (directory ``0755``, files ``0600``, as they are made here): the store's
+owner, who can write ``blobs/`` directly anyway, is not defended against. The rename into ``blobs/`` was always by
+path, so a held descriptor never guarded more than that. A commit of a blob already in the store does not reopen
+the file: it is removed. A park that fails or is interrupted (``KeyboardInterrupt`` included) leaves no file,
+descriptor or hold count behind: the writer is aborted.
 
-(Over 400 lines: the writer's states - writing, direct, verified, parked - share one set of bookkeeping; the hold
-registry, ``_Hold``, is the part that could move to a private module of its own.)
+A writer used in a process forked from the one that made it closes its descriptors but never removes the parent's
+files (nor releases its holds).
+
+(Over 400 lines: the writer's states - writing, direct, verified, parked - share one set of bookkeeping.)
 """
 
 from __future__ import annotations
@@ -56,39 +60,28 @@ import functools
 import hashlib
 import logging
 import os
-import re
 import secrets
 import sys
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
 
 from pymodelkit import settings
 from pymodelkit._atomic import fsync_dir
 from pymodelkit.errors import DigestMismatchError, StoreError
 from pymodelkit.oci.digest import SHA256, Digest
 from pymodelkit.store.directio import DirectSink, ReadInto
+from pymodelkit.store.holds import INGEST_PREFIX, Hold, create_locked, held_name, is_ingest_live
 from pymodelkit.store.layout import DIR_MODE, blob_path, ingest_dir
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["DIRECT_MIN_BYTES", "INGEST_PREFIX", "WRITEBACK_BYTES", "BlobWriter", "is_ingest_live", "start_writeback"]
 
 logger = logging.getLogger(__name__)
 
-INGEST_PREFIX = "pymodelkit_"
 WRITEBACK_BYTES = 32 << 20  # start writeback of each 32 MiB written
 DIRECT_MIN_BYTES = 32 << 20  # a blob expected to be this large is written with O_DIRECT (below, the cache costs little)
 _SYNC_FILE_RANGE_WRITE = 2
 _SCRATCH_BYTES = 1 << 20  # write_from's reads without a direct sink
-_HOLD_PREFIX = f"{INGEST_PREFIX}hold-"
-_PARKED_RE = re.compile(rf"^{INGEST_PREFIX}[0-9a-f]+\.held-([0-9a-f]+)$")
 
 
 class BlobWriter:
@@ -107,13 +100,14 @@ class BlobWriter:
     ) -> None:
         direct = size_hint is not None and size_hint >= DIRECT_MIN_BYTES and settings.direct_io()
         self._storage = storage
+        self._pid = os.getpid()  # a forked child never removes the files of this process
+        self._sink: DirectSink | None = None
+        self._hold: Hold | None = None  # the hold keeping the parked file live (park() to commit or abort)
+        self._parked: _Identity | None = None  # set by park(): the fd is closed; the file's identity when parked
         ingest = ingest_dir(storage)
         ingest.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        self.path = ingest / f"{INGEST_PREFIX}{secrets.token_hex(8)}"
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        if fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._sink: DirectSink | None = None
+        self.path, fd = create_locked(ingest, lambda: f"{INGEST_PREFIX}{secrets.token_hex(8)}")
+        self._fd: int | None = fd
         self._hasher = hashlib.sha256() if hashing or (direct and hash_when_direct) else None
         if direct:
             try:
@@ -133,7 +127,6 @@ class BlobWriter:
         self._flushed = 0  # bytes whose writeback has been started
         self._done = False
         self._verified: Digest | None = None  # set by verify(): fsynced, size and digest checked
-        self._parked: _ParkedFile | None = None  # set by park(): the fd is closed, the file kept under a hold
         self.was_present = False  # set by commit: the blob was in the store already, our copy was discarded
 
     @property
@@ -273,27 +266,41 @@ class BlobWriter:
             return digest
         fd = self._fd
         assert fd is not None
+        old = self.path
+        new: Path | None = None
+        opened: os.stat_result | None = None
         try:
-            hold = _Hold.acquire(self.path.parent)
-        except BaseException:
-            self.abort()
-            raise
-        # The hold is taken before our own flock goes with the fd: the file is live all along.
-        self._parked = _ParkedFile(hold, None)
-        try:
-            held = self.path.with_name(f"{self.path.name}.held-{hold.token}")
-            os.rename(self.path, held)
-            self.path = held
-            self._parked = _ParkedFile(hold, _identity(os.fstat(fd)))  # after the rename, which changes ctime
+            opened = os.fstat(fd)
+            # The hold is taken before our own flock goes with the fd: the file is live all along.
+            self._hold = Hold.acquire(old.parent)
+            new = old.with_name(held_name(old.name, self._hold.token))
+            os.rename(old, new)
+            self.path = new
+            self._parked = _identity(os.fstat(fd))  # after the rename, which changes ctime
             self._fd = None
             os.close(fd)
-        except OSError as exc:
-            self.abort()
-            raise _naming(exc, self.path) from None
-        except BaseException:
-            self.abort()
+        except BaseException as exc:
+            self._unpark(fd, opened, old, new)
+            if isinstance(exc, OSError):
+                raise _naming(exc, old) from None
             raise
         return digest
+
+    def _unpark(self, fd: int, opened: os.stat_result | None, old: Path, new: Path | None) -> None:
+        """Abort after a park that failed or was interrupted anywhere: take the descriptor back if it is still open on
+        our file (not closed already, nor reused since), remove the file under either name, give the hold back."""
+        self._parked = None
+        if self._fd is None and opened is not None:
+            with contextlib.suppress(OSError):
+                if _same_file(os.fstat(fd), opened):
+                    self._fd = fd
+        self._done = True
+        if os.getpid() == self._pid:
+            for name in (old, new):
+                if name is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name)
+        self._close()
 
     def commit(
         self,
@@ -306,7 +313,8 @@ class BlobWriter:
         digest and size.
 
         A parked writer's file is reopened by path first and must be the file that was verified, unchanged (see the
-        module docstring); the bytes were fsynced by the verification, before this rename.
+        module docstring); the bytes were fsynced by the verification, before this rename. When the blob is in the
+        store already, the ingest file is removed without being opened.
 
         Raises:
             DigestMismatchError: the size or digest differs from the expected one; the ingest file is removed.
@@ -316,11 +324,11 @@ class BlobWriter:
         digest = self.verify(expected_digest=expected_digest, expected_size=expected_size)
         target = blob_path(self._storage, digest)
         try:
-            fd = self._reopen() if self._fd is None else self._fd
-            if target.exists():
+            if target.exists():  # our copy is not needed: a parked one is not even opened again
                 self.was_present = True
                 self._discard()
             else:
+                fd = self._reopen() if self._fd is None else self._fd
                 os.fchmod(fd, mode)
                 target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
                 os.replace(self.path, target)
@@ -387,20 +395,21 @@ class BlobWriter:
         """Open the parked file again (read-only: it is only chmod-ed and renamed) and check it is the one that was
         verified, unchanged. Raises StoreError (the caller aborts) when it is not, or is gone."""
         parked = self._parked
-        assert parked is not None and parked.identity is not None
+        assert parked is not None
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError as exc:
             raise StoreError(f"parked ingest file {self.path} cannot be opened again: {exc.strerror}") from None
         self._fd = fd
-        if _identity(os.fstat(fd)) != parked.identity:
+        if _identity(os.fstat(fd)) != parked:
             raise StoreError(f"parked ingest file {self.path} was changed after it was verified")
         return fd
 
     def _discard(self) -> None:
         self._drop_sink()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if os.getpid() == self._pid:  # in a forked child the file is the parent's
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
         self._close()
 
     def _drop_sink(self) -> None:
@@ -419,10 +428,9 @@ class BlobWriter:
             self._release_hold()
 
     def _release_hold(self) -> None:
-        parked = self._parked
-        if parked is not None and parked.hold is not None:
-            self._parked = _ParkedFile(None, parked.identity)
-            parked.hold.release()
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.release()  # a no-op in a forked child: the hold is the parent's
 
 
 _Identity = tuple[int, int, int, int, int]
@@ -433,68 +441,8 @@ def _identity(st: os.stat_result) -> _Identity:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-@dataclass(frozen=True, slots=True)
-class _ParkedFile:
-    """A parked writer's hold (``None`` once released) and the identity of its file when it was parked."""
-
-    hold: _Hold | None
-    identity: _Identity | None
-
-
-class _Hold:
-    """One flocked file per ingest directory in this process that keeps its parked ingest files live for fsck/gc
-    (:func:`is_ingest_live`); counted, it is removed and closed when the last parked writer using it ends."""
-
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-    _holds: ClassVar[dict[str, _Hold]] = {}
-
-    def __init__(self, directory: Path) -> None:
-        self.token = secrets.token_hex(8)
-        self.path = directory / f"{_HOLD_PREFIX}{self.token}"
-        self._key = str(directory)
-        self._count = 0
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        if fcntl is not None:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BaseException:
-                self._remove()
-                raise
-
-    @classmethod
-    def acquire(cls, directory: Path) -> _Hold:
-        """The hold of ``directory`` (made on first use), counted once more."""
-        with cls._lock:
-            hold = cls._holds.get(str(directory))
-            if hold is None:
-                hold = cls._holds[str(directory)] = cls(directory)
-            hold._count += 1
-            return hold
-
-    def release(self) -> None:
-        """Count one parked writer less; remove the hold file with the last one."""
-        with self._lock:
-            self._count -= 1
-            if self._count > 0:
-                return
-            if self._holds.get(self._key) is self:
-                del self._holds[self._key]
-            self._remove()
-
-    def _remove(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        os.close(self._fd)
-
-    @classmethod
-    def forget_all(cls) -> None:
-        """In a forked child: the parent's holds (and their locks) are the parent's; start afresh."""
-        cls._lock = threading.Lock()
-        cls._holds = {}
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_Hold.forget_all)
+def _same_file(st: os.stat_result, other: os.stat_result) -> bool:
+    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
 
 
 def _naming(exc: OSError, path: Path) -> OSError:
@@ -525,24 +473,3 @@ def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
     function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     function.restype = ctypes.c_int
     return function
-
-
-def is_ingest_live(path: Path) -> bool:
-    """Tell whether a writer (in any process) still holds ``path``; a file nobody holds is a stray. A parked file
-    (:meth:`BlobWriter.park`) is held by its hold file."""
-    if fcntl is None:  # pragma: no cover - Windows: cannot tell, assume live
-        return True
-    parked = _PARKED_RE.match(path.name)
-    if parked is not None:
-        return os.path.lexists(path) and is_ingest_live(path.with_name(f"{_HOLD_PREFIX}{parked.group(1)}"))
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the lock we may have taken
-    return False

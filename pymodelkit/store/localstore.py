@@ -39,6 +39,7 @@ from pymodelkit.oci.mediatypes import MEDIA_TYPE_MANIFEST
 from pymodelkit.oci.reference import Reference, format_for_display
 from pymodelkit.store import layout
 from pymodelkit.store.check import FsckReport, GcReport, collect_references, run_fsck, run_gc
+from pymodelkit.store.holds import Hold, held_name
 from pymodelkit.store.ingest import INGEST_PREFIX, BlobWriter
 from pymodelkit.store.lock import StoreLock
 from pymodelkit.store.repoindex import (
@@ -152,20 +153,28 @@ class LocalStore:
 
         The blob then shares the file's inode: its mode is the file's own (never changed here; kit reads blobs of
         any mode), and a later in-place edit of the file changes the blob too (``fsck`` reports such a blob).
+
+        Until it is renamed into ``blobs/`` the link is named as a parked ingest file
+        (``pymodelkit_link_<hex>.held-<hold>``) and kept live for a concurrent ``gc`` by this process's hold file (a
+        flock on the link itself would lock the caller's file).
         """
         self._ensure_layout()
-        temp = layout.ingest_dir(self.storage) / f"{INGEST_PREFIX}link_{secrets.token_hex(8)}"
+        ingest = layout.ingest_dir(self.storage)
+        hold: Hold | None = None
+        temp: Path | None = None
         try:
-            os.link(source, temp)
-        except OSError as exc:
-            logger.debug("cannot hard-link %s into the store (%s): copying it", source, exc)
-            return None
-        try:
+            hold = Hold.acquire(ingest)
+            temp = ingest / held_name(f"{INGEST_PREFIX}link_{secrets.token_hex(8)}", hold.token)
+            try:
+                os.link(source, temp)
+            except OSError as exc:
+                temp = None
+                logger.debug("cannot hard-link %s into the store (%s): copying it", source, exc)
+                return None
             digest = digest_of()
-            if self.has_blob(digest):
-                os.unlink(temp)
-                return digest
             target = self.blob_path(digest)
+            if self.has_blob(digest):
+                return digest  # the finally removes the link
             fd = os.open(temp, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -173,10 +182,13 @@ class LocalStore:
                 os.close(fd)
             target.parent.mkdir(mode=layout.DIR_MODE, parents=True, exist_ok=True)
             os.replace(temp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
+            temp = None
+        finally:
+            if temp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+            if hold is not None:
+                hold.release()
         fsync_dir(target.parent)
         return digest
 

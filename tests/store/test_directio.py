@@ -242,6 +242,7 @@ def test_a_failed_write_names_the_ingest_file(store: LocalStore, monkeypatch: py
     def write(fd: int, data: memoryview) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    store.ingest().abort()  # the store's layout first: its files are written with os.write too
     monkeypatch.setattr(os, "pwrite", pwrite)
     monkeypatch.setattr(os, "write", write)
     writer = store.ingest(hashing=True, size_hint=DIRECT_MIN_BYTES)

@@ -1,13 +1,20 @@
 """A parked blob writer (``BlobWriter.park``): verified, its file descriptor given back, then committed or aborted by
 path; kept live for fsck/gc by one hold file per ingest directory; refused when its file changed after it was
-verified; through the page cache and with direct I/O."""
+verified; through the page cache and with direct I/O. A commit of a present blob needs no parked file; a park
+interrupted anywhere leaves nothing; a forked child leaves its parent's holds alone; a parked writer finalized inside
+the hold registry does not deadlock."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import signal
 import stat
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +23,7 @@ from pymodelkit.errors import DigestMismatchError, StoreError
 from pymodelkit.oci import Digest
 from pymodelkit.store import BlobWriter, LocalStore
 from pymodelkit.store.directio import BUFFER_BYTES
+from pymodelkit.store.holds import Hold
 from pymodelkit.store.ingest import DIRECT_MIN_BYTES, is_ingest_live
 from tests.support.directio import direct_io_available
 
@@ -310,3 +318,275 @@ def test_a_direct_io_writer_aborts_after_park(store: LocalStore) -> None:
     assert not store.has_blob(Digest.from_bytes(data))
     assert _ingest_names(store) == []
     assert _fds_on(store.storage) == []
+
+
+# ----- a commit of a blob already present ----------------------------------------------------------------------
+
+
+def test_commit_of_a_present_blob_needs_no_parked_file(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.write_blob(b"hello")
+    writer = _parked(store)
+    os.unlink(writer.path)  # gone: no matter, the store has the blob
+    assert writer.commit() == (HELLO, 5)
+    assert writer.was_present
+    writer = _parked(store)
+    path = writer.path
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(name: str | os.PathLike[str], *args: object, **kwargs: object) -> int:
+        opened.append(os.fspath(name))
+        return real_open(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", recording_open)
+    assert writer.commit() == (HELLO, 5)
+    monkeypatch.undo()
+    assert writer.was_present
+    assert str(path) not in opened  # removed without being opened again
+    assert not path.exists()
+    assert _ingest_names(store) == []
+    assert _fds_on(store.storage) == []
+    assert Hold._holds == {}
+
+
+# ----- a park interrupted anywhere leaves nothing ---------------------------------------------------------------
+
+
+def _interrupt_hold_lock(monkeypatch: pytest.MonkeyPatch, writer: BlobWriter, tmp_path: Path) -> None:
+    import fcntl
+
+    def flock(fd: int, operation: int) -> None:
+        raise KeyboardInterrupt  # while waiting for the new hold file's lock
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+
+
+def _interrupt_before_rename(monkeypatch: pytest.MonkeyPatch, writer: BlobWriter, tmp_path: Path) -> None:
+    def rename(src: object, dst: object) -> None:
+        raise KeyboardInterrupt  # the hold is taken, the file not yet renamed
+
+    monkeypatch.setattr(os, "rename", rename)
+
+
+def _interrupt_after_rename(monkeypatch: pytest.MonkeyPatch, writer: BlobWriter, tmp_path: Path) -> None:
+    real = os.rename
+
+    def rename(src: str, dst: str) -> None:
+        real(src, dst)
+        raise KeyboardInterrupt  # renamed, the writer's path not yet updated
+
+    monkeypatch.setattr(os, "rename", rename)
+
+
+def _interrupt_before_close(monkeypatch: pytest.MonkeyPatch, writer: BlobWriter, tmp_path: Path) -> None:
+    real, target = os.close, writer._fd
+
+    def close(fd: int) -> None:
+        if fd == target:
+            monkeypatch.setattr(os, "close", real)
+            raise KeyboardInterrupt  # the writer has let go of its fd, not yet closed
+        real(fd)
+
+    monkeypatch.setattr(os, "close", close)
+
+
+def _interrupt_after_close(monkeypatch: pytest.MonkeyPatch, writer: BlobWriter, tmp_path: Path) -> None:
+    real, target = os.close, writer._fd
+    assert target is not None
+
+    def close(fd: int) -> None:
+        real(fd)
+        if fd == target:
+            monkeypatch.setattr(os, "close", real)
+            other = os.open(tmp_path / "other", os.O_RDONLY | os.O_CREAT, 0o600)  # the number reused at once
+            if other != target:
+                os.dup2(other, target)
+                real(other)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "close", close)
+
+
+@pytest.mark.parametrize(
+    "interrupt",
+    [_interrupt_hold_lock, _interrupt_before_rename, _interrupt_after_rename, _interrupt_before_close,
+     _interrupt_after_close],
+    ids=["making-the-hold", "before-rename", "after-rename", "before-close", "after-close"],
+)
+def test_a_park_interrupted_anywhere_leaves_nothing(store: LocalStore, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    interrupt: Callable[..., None]) -> None:
+    writer = store.ingest()
+    writer.write(b"hello")
+    fd = writer._fd
+    assert fd is not None
+    interrupt(monkeypatch, writer, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        writer.park()
+    monkeypatch.undo()
+    assert not writer.parked
+    assert _ingest_names(store) == []  # neither name, nor a hold file
+    assert _fds_on(store.storage) == []  # the ingest file's fd closed, once
+    assert Hold._holds == {}  # no hold count left behind
+    if interrupt is _interrupt_after_close:
+        assert os.fstat(fd).st_ino == os.stat(tmp_path / "other").st_ino  # the reused number was left alone
+        os.close(fd)
+    with pytest.raises(StoreError, match=CLOSED):
+        writer.commit()
+    again = _parked(store)  # the hold registry works on
+    assert is_ingest_live(again.path)
+    again.commit()
+    assert _ingest_names(store) == []
+
+
+# ----- fork -------------------------------------------------------------------------------------------------------
+
+_FORK_CHILD_EXITS = """
+import os, sys
+from pathlib import Path
+from pymodelkit.store import LocalStore
+from pymodelkit.store.ingest import is_ingest_live
+
+store = LocalStore(Path(sys.argv[1]))
+writer = store.ingest(); writer.write(b"hello"); writer.park()
+ingest = store.storage / "ingest"
+hold = next(p for p in ingest.iterdir() if p.name.startswith("pymodelkit_hold-"))
+sys.stdout.flush()
+pid = os.fork()
+if pid == 0:
+    if sys.argv[2] == "abort":
+        writer.abort()  # what the child inherited is the parent's: nothing is removed
+    own = store.ingest(); own.write(b"child"); own.park()  # the child's own hold, its own to remove
+    assert [p for p in ingest.iterdir() if p.name.startswith("pymodelkit_hold-") and p != hold]
+    own.commit()
+    sys.exit(0)  # a normal exit: finalizers run over what the child inherited
+_, status = os.waitpid(pid, 0)
+print("child", status)
+print("holds", sorted(p.name for p in ingest.iterdir() if p.name.startswith("pymodelkit_hold-")) == [hold.name])
+print("live", is_ingest_live(writer.path))
+print("commit", writer.commit()[1])
+print("left", sorted(p.name for p in ingest.iterdir()))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+@pytest.mark.parametrize("child", ["exits", "abort"])
+def test_a_forked_child_never_removes_the_parents_hold(tmp_path: Path, child: str) -> None:
+    script = tmp_path / "fork.py"
+    script.write_text(_FORK_CHILD_EXITS)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "kit"), child], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert out.stderr == ""
+    assert out.stdout.splitlines() == ["child 0", "holds True", "live True", "commit 5", "left []"]
+
+
+_FORK_PARENT_DIES = """
+import os, sys, time
+from pathlib import Path
+from pymodelkit.store import LocalStore
+
+store = LocalStore(Path(sys.argv[1]))
+writer = store.ingest(); writer.write(b"hello"); writer.park()
+print("parked", writer.path, flush=True)
+if os.fork() == 0:
+    print("child", os.getpid(), flush=True)  # after the fork handlers
+    time.sleep(60)
+    os._exit(0)
+os._exit(0)  # the parent dies without a word, as when killed: its hold file stays, and nobody should lock it
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_does_not_keep_a_dead_parents_files_live(tmp_path: Path) -> None:
+    script = tmp_path / "fork.py"
+    script.write_text(_FORK_PARENT_DIES)
+    home = tmp_path / "kit"
+    parent = subprocess.Popen([sys.executable, str(script), str(home)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    child = None
+    try:
+        assert parent.stdout is not None
+        seen = dict(parent.stdout.readline().split(" ", 1) for _ in range(2))
+        child = int(seen["child"])
+        assert parent.wait(timeout=30) == 0
+        parked = Path(seen["parked"].strip())
+        store = LocalStore(home)
+        hold = next(p for p in (store.storage / "ingest").iterdir() if p.name.startswith("pymodelkit_hold-"))
+        os.kill(child, 0)  # the child lives on, with a copy of every descriptor its parent had
+        assert not is_ingest_live(parked)
+        assert sorted(store.fsck().stray_ingest) == sorted([parked, hold])
+    finally:
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+
+
+# ----- a parked writer finalized while its thread is inside the hold registry -----------------------------------
+
+_FINALIZED_INSIDE_THE_REGISTRY = """
+import faulthandler, gc, sys
+from pathlib import Path
+from pymodelkit.store import LocalStore, holds
+from pymodelkit.store.ingest import is_ingest_live
+
+faulthandler.dump_traceback_later(20, exit=True)  # a deadlock shows where, and ends
+root = Path(sys.argv[1])
+
+def dropped(store):
+    # a parked writer only the cyclic garbage collector can finalize
+    writer = store.ingest(); writer.write(b"dropped"); writer.park(); writer.cycle = writer
+    return writer.path
+
+def hold_files(store):
+    return [p for p in (store.storage / "ingest").iterdir() if p.name.startswith("pymodelkit_hold-")]
+
+gc.disable()
+a, b, c = (LocalStore(root / name) for name in "abc")
+
+# 1. collected while this thread holds the registry's lock
+path = dropped(a)
+with holds.Hold._lock:
+    gc.collect()
+print("1", hold_files(a) == [], not is_ingest_live(path), holds.Hold._holds == {})
+
+# 2. collected inside acquire, while it makes the hold of another directory
+path = dropped(a)
+writer = b.ingest(); writer.write(b"b")
+real = holds.secrets.token_hex
+def collecting(n):
+    gc.collect()
+    return real(n)
+holds.secrets.token_hex = collecting
+writer.park()
+holds.secrets.token_hex = real
+print("2", hold_files(a) == [], not is_ingest_live(path), is_ingest_live(writer.path), len(hold_files(b)))
+writer.commit()
+
+# 3. collected inside acquire, between its lookup of a hold and its count: the hold it found is released then
+path = dropped(c)
+writer = c.ingest(); writer.write(b"c")
+class Collecting(dict):
+    def get(self, key, default=None):
+        found = super().get(key, default)
+        gc.collect()
+        return found
+holds.Hold._holds = Collecting(holds.Hold._holds)
+writer.park()
+holds.Hold._holds = dict(holds.Hold._holds)
+print("3", not is_ingest_live(path), is_ingest_live(writer.path), len(hold_files(c)))
+writer.commit()
+print("end", holds.Hold._holds == {}, hold_files(b) == hold_files(c) == [])
+"""
+
+
+def test_a_parked_writer_finalized_inside_the_hold_registry_does_not_deadlock(tmp_path: Path) -> None:
+    script = tmp_path / "finalize.py"
+    script.write_text(_FINALIZED_INSIDE_THE_REGISTRY)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert out.stderr == ""
+    assert out.stdout.splitlines() == ["1 True True True", "2 True True True 1", "3 True True 1", "end True True"]
