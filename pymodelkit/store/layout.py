@@ -93,6 +93,9 @@ def list_repo_keys(storage: Path) -> list[str]:
         entries = list(os.scandir(storage))
     except FileNotFoundError:
         return []
+    except NotADirectoryError:
+        check_storage_dir(storage)  # names the store or the parent that is a file
+        raise not_a_directory(storage) from None
     keys: set[str] = set()
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
@@ -113,11 +116,28 @@ def ingest_dir(storage: Path) -> Path:
     return storage / INGEST_DIR
 
 
+def not_a_directory(storage: Path) -> StoreError:
+    """The error for a store whose ``storage`` (or its home) exists and is not a directory."""
+    return StoreError(f"local store {storage} is not a directory (move it away, or choose another home with "
+                      "--config or KITOPS_HOME)", path=str(storage))
+
+
+def check_storage_dir(storage: Path) -> None:
+    """Raise :func:`not_a_directory`'s error when ``storage`` or one of its parents exists and is not a directory."""
+    for path in (storage, *storage.parents):
+        if os.path.lexists(path):
+            if not path.is_dir():
+                raise not_a_directory(storage if path == storage else path)
+            return
+
+
 def ensure_layout(storage: Path) -> None:
     """Create the OCI layout skeleton if it is missing, as oras ``oci.New`` does on every open.
 
     Writes ``oci-layout`` and an empty ``index.json`` only when absent; creates ``blobs/sha256`` and ``ingest``.
+    Raises StoreError when ``storage`` is not a directory.
     """
+    check_storage_dir(storage)
     for directory in (storage, storage / BLOBS_DIR / "sha256", storage / INGEST_DIR):
         directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     if not (storage / OCI_LAYOUT_FILE).exists():

@@ -384,6 +384,7 @@ class LocalStore:
 
         The references are checked under the lock; hashing runs without it so writers are not held up.
         """
+        layout.check_storage_dir(self.storage)
         if not self.storage.is_dir():
             return FsckReport(ok=True)
         return run_fsck(self.storage, self._lock)
@@ -396,6 +397,7 @@ class LocalStore:
         Raises:
             StoreError: a referenced manifest cannot be read (run :meth:`fsck`).
         """
+        layout.check_storage_dir(self.storage)
         if not self.storage.is_dir():
             return GcReport(removed=[], freed_bytes=0)
         with self._lock:

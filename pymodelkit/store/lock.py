@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
+from pymodelkit.store.layout import check_storage_dir
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: only the in-process lock holds
@@ -44,8 +46,12 @@ class StoreLock:
         self._rlock.acquire()
         try:
             if self._depth == 0:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                except (FileExistsError, NotADirectoryError):
+                    check_storage_dir(self.path.parent)  # the store, or a parent, is a file: say so
+                    raise
                 try:
                     if fcntl is not None:
                         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -313,3 +313,34 @@ def test_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
     text = " ".join(out.split())
     assert "--format [table|json] table: kit's columns, one row per tag; json: kit's objects" in text
     assert "REPOSITORY:TAG (or @DIGEST) lists that one only." in text
+
+
+# ----- a store that is a file ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("broken", ["storage", "home"])
+def test_a_store_that_is_a_file_is_named_by_every_command(
+    broken: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsck and gc used to call it consistent (exit 0); the other commands said ``File exists (…/storage)``. (A
+    ``--config`` that is a file is click's usage error; ``KITOPS_HOME`` is not checked by click.)"""
+    home = tmp_path / "home"
+    if broken == "storage":
+        home.mkdir()
+        (home / "storage").write_text("x")
+        named = home / "storage"
+    else:
+        home.write_text("x")
+        named = home
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Kitfile").write_text("manifestVersion: 1.0.0\npackage: {name: x}\nmodel: {path: m.bin}\n")
+    (context / "m.bin").write_bytes(b"weights")
+    for command in (["fsck"], ["gc"], ["list"], ["pack", str(context), "-t", "x:1"], ["remove", "x:1"],
+                    ["tag", "x:1", "x:2"]):
+        monkeypatch.setenv("KITOPS_HOME", str(home))
+        code, out, err = _run(capsys, *command)
+        assert (code, out) == (10, ""), command
+        assert err == (f"pymodelkit: error: local store {named} is not a directory (move it away, or choose another "
+                       "home with --config or KITOPS_HOME)\n"), command
+    assert (named.read_text(), sorted(p.name for p in tmp_path.iterdir())) == ("x", ["ctx", "home"])
