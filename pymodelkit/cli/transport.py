@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -123,7 +124,8 @@ def pull_from_layout(reference: str, *, verify_keys: tuple[Path, ...], concurren
 
 
 def _archive_path(text: str, what: str) -> Path:
-    """A plain archive path as typed: refused when it starts like another transport (``docker-archive:/x.tar``);
-    passed on as a ``Path``, so ``./a:b.tar`` stays a file name."""
-    check_archive_path(text, what)
+    """A plain archive path as typed: refused when it starts like another transport (``docker-archive:/x.tar``)
+    and names no existing file; passed on as a ``Path``, so ``demo:v1.tar`` stays a file name."""
+    if not os.path.lexists(text):
+        check_archive_path(text, what)
     return Path(text)

@@ -73,6 +73,9 @@ _REF_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+(?:[/+][A-Za-z0-9._-]+)*\Z")
 _BLOB_NAME_RE = re.compile(r"^blobs/([a-z0-9]+(?:[.+_-][a-z0-9]+)*)/([a-zA-Z0-9=_-]+)\Z")
 # What reads as a transport name before the first ":" (skopeo's are docker-archive, dir, containers-storage, ...).
 _TRANSPORT_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):")
+# containers/image's other transports (skopeo's), which pymodelkit does not write or read; docker: is a registry.
+OTHER_TRANSPORTS = frozenset({"containers-storage:", "dir:", "docker-archive:", "docker-daemon:", "ostree:", "sif:",
+                              "tarball:"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +132,9 @@ def transport_prefix(text: str) -> str | None:
 
 
 def check_archive_path(text: str, what: str) -> None:
-    """Accept ``text`` as a plain archive path unless it starts with a transport other than ``oci:`` and
-    ``oci-archive:`` (those are locations, parsed by :func:`parse_layout_location`). ``what`` names the argument in
+    """Accept ``text`` as a plain archive path unless it starts with another tool's transport (:data:`OTHER_TRANSPORTS`,
+    ``docker:``) or a URL's ``scheme://`` (``oci:`` and ``oci-archive:`` are locations, parsed by
+    :func:`parse_layout_location`). ``what`` names the argument in
     the message (``-o``, ``ARCHIVE``).
 
     Raises:
@@ -139,6 +143,9 @@ def check_archive_path(text: str, what: str) -> None:
     """
     prefix = transport_prefix(text)
     if prefix is None or prefix in (LAYOUT_PREFIX, ARCHIVE_PREFIX):
+        return
+    # Only another tool's transport, or a URL, is refused: "demo:v1.tar" or "backup-10:00.tar" is a file name.
+    if prefix not in OTHER_TRANSPORTS and prefix != "docker:" and not text[len(prefix):].startswith("//"):
         return
     raise InvalidReferenceError(
         f"unknown transport {prefix!r} in {what} {text!r}: use oci-archive:FILE[:NAME], oci:DIR[:NAME] or a file "

@@ -42,7 +42,13 @@ from pymodelkit.ocilayout.endpoint import (
     copy_items,
     manifest_item,
 )
-from pymodelkit.ocilayout.layout import LayoutLocation, is_layout_location, parse_layout_location, transport_prefix
+from pymodelkit.ocilayout.layout import (
+    OTHER_TRANSPORTS,
+    LayoutLocation,
+    is_layout_location,
+    parse_layout_location,
+    transport_prefix,
+)
 from pymodelkit.ocilayout.local import (
     LayoutSink,
     LayoutSource,
@@ -72,8 +78,6 @@ _CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 _MAX_REFERRER_PAGES = 100
 # containers/image's transports other than the three copy takes: named in the error rather than read as a reference.
-_OTHER_TRANSPORTS = frozenset({"containers-storage:", "dir:", "docker-archive:", "docker-daemon:", "ostree:", "sif:",
-                               "tarball:"})
 
 
 class RegistryEndpoint:
@@ -336,7 +340,7 @@ def parse_endpoint_location(text: str | Reference) -> Reference | LayoutLocation
         # A "word:" before a path is never a registry host (a port is digits), whatever the reference parser says.
         before_path = prefix is not None and not text.startswith("docker://") and text[len(prefix):].startswith(
             ("/", "."))
-        if prefix in _OTHER_TRANSPORTS or before_path:
+        if prefix in OTHER_TRANSPORTS or before_path:
             raise unknown
         ref = parse_single_reference(text.removeprefix("docker://"))
     if ref.is_local:
