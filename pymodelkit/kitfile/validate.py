@@ -23,7 +23,7 @@ from pymodelkit.kitfile.model import Kitfile, LayerElement
 from pymodelkit.kitfile.paths import clean_path, is_local_path
 from pymodelkit.oci.reference import parse_reference
 
-__all__ = ["PathType", "classify_path", "is_modelkit_reference", "validate_kitfile"]
+__all__ = ["PathType", "classify_path", "is_modelkit_reference", "modelkit_reference_text", "validate_kitfile"]
 
 PathType = Literal["local", "modelkit", "s3", "http", "unknown"]
 
@@ -32,12 +32,18 @@ _MODEL_PART_TYPE_RE = re.compile(r"[\w][\w.-]*", re.ASCII)
 _MODEL_PART_TYPE_MAX_LEN = 64
 
 
+def modelkit_reference_text(path: str) -> str:
+    """The reference kit reads from a Kitfile's model path: an empty tag (``repo:``) is none to kit's parser, so it
+    is dropped here (the CLI refuses that spelling as a reference; a Kitfile keeps kit's reading)."""
+    return path[:-1] if path.endswith(":") and "@" not in path else path
+
+
 def is_modelkit_reference(path: str) -> bool:
     """kit's ``IsModelKitReference``: the text has ``:`` or ``@`` and parses as a reference (``models/v1:2`` does)."""
     if ":" not in path and "@" not in path:
         return False
     try:
-        parse_reference(path)
+        parse_reference(modelkit_reference_text(path))
     except InvalidReferenceError:
         return False
     return True

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from pymodelkit.errors import KitfileError
 from pymodelkit.kitfile import Kitfile, Model, is_modelkit_reference, kitfile_from_json_bytes, validate_kitfile
+from pymodelkit.kitfile.validate import modelkit_reference_text
 from pymodelkit.oci.manifest import Manifest
 from pymodelkit.oci.reference import Reference, parse_reference
 
@@ -40,7 +41,7 @@ def resolve_parent_chain(kitfile: Kitfile, start: str, fetch: FetchModelKit) -> 
     parents: list[Kitfile] = []
     current = kitfile.model.path
     for _ in range(MAX_MODEL_REF_CHAIN):
-        ref = parse_reference(current)[0].with_default_tag()
+        ref = parse_reference(modelkit_reference_text(current))[0].with_default_tag()
         _, config = fetch(ref)
         parent = kitfile_from_json_bytes(config)
         parents.append(parent)

@@ -522,7 +522,8 @@ class RegistryClient:
 
         An answer carrying the distribution header is a registry's. Otherwise the server's answer to ``GET /v2/``
         decides (``responses.not_a_registry``): this one if it is that request, else one unauthenticated probe per
-        client, whose verdict is kept. A probe that gets no answer gives no verdict: the error at hand stands.
+        client, whose verdict is kept. A probe that gets no answer gives no verdict (and is not sent again): the
+        error at hand stands.
         """
         if response.status_code == 401 or API_VERSION_HEADER in response.headers:
             return
@@ -537,6 +538,7 @@ class RegistryClient:
                         probe = self._send_probe(v2_url)
                     except httpx.TransportError as exc:
                         logger.debug("GET %s for a verdict failed: %s", redact_url(v2_url), type(exc).__name__)
+                        self._verdict_known = True  # no verdict, and no second probe (it could wait as long again)
                         return
                     try:
                         self._record_verdict(probe, locked=True)

@@ -129,8 +129,12 @@ class UnpackJournal:
             raise interrupted
 
     def _remove(self, parts: Parts, entry: _Entry, fds: dict[Parts, int]) -> None:
-        parent = self._open_dir(parts[:-1], fds)
+        wanted = parts[:-1]
+        for held in [key for key in fds if key != wanted[: len(key)]]:  # only the chain to this parent stays open
+            os.close(fds.pop(held))
+        parent = self._open_dir(wanted, fds)
         if parent is None:
+            logger.debug("could not open %s to remove %s after a failed unpack", "/".join(wanted) or ".", parts[-1])
             return
         name = parts[-1]
         try:
@@ -149,7 +153,8 @@ class UnpackJournal:
             logger.debug("could not remove %s after a failed unpack: %s", "/".join(parts), exc.strerror or exc)
 
     def _open_dir(self, parts: Parts, fds: dict[Parts, int]) -> int | None:
-        """A descriptor of the directory ``parts`` under the target, opened without following symlinks; cached."""
+        """A descriptor of the directory ``parts`` under the target, opened without following symlinks; kept in ``fds``
+        (which :meth:`_remove` trims to the chain it needs, so a tree of many directories holds a handful)."""
         if parts in fds:
             return fds[parts]
         if not parts:

@@ -210,6 +210,26 @@ def test_a_parent_modelkit_is_read_from_the_store(tmp_path: Path, monkeypatch: p
     assert dry.manifest_bytes == real.manifest_bytes
 
 
+def test_a_kitfile_parent_with_an_empty_tag_is_read_as_kit_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``model.path: 'repo:'`` is ``repo`` to kit's reference parser (``latest``), though the CLI refuses ``repo:``."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    store = pymodelkit.LocalStore(tmp_path / "home")
+    pymodelkit.pack(_tree(tmp_path / "parent"), tag="nostore/parent", store=store, digest_cache=False)
+    packed = []
+    for path in ("'nostore/parent:'", "nostore/parent:latest"):
+        child = tmp_path / f"child-{len(packed)}"
+        (child / "docs").mkdir(parents=True)
+        (child / "docs" / "README.md").write_text("# child\n")
+        (child / "Kitfile").write_text(f"manifestVersion: 1.0.0\nmodel:\n  path: {path}\ndocs:\n"
+                                       "  - path: docs/README.md\n")
+        packed.append(pymodelkit.pack(child, tag="nostore/child:v1", store=store, digest_cache=False, no_store=True))
+    # The same parent read for both: the configs differ only in the path as written.
+    assert b'"nostore/parent:"' in packed[0].config_bytes
+    assert packed[0].config_bytes == packed[1].config_bytes.replace(b"nostore/parent:latest", b"nostore/parent:")
+
+
 @pytest.mark.parametrize(
     ("tag", "message"),
     [

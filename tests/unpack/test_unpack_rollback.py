@@ -17,11 +17,12 @@ import signal
 import stat
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import pymodelkit
-from pymodelkit.errors import ModelKitError, UnpackError
+from pymodelkit.errors import ModelKitError, UnpackError, UnsafeArchiveError
 from pymodelkit.progress import ProgressEvent
 from pymodelkit.unpack.extract import extract_raw, extract_tar, write_kitfile
 from pymodelkit.unpack.journal import UnpackJournal
@@ -353,3 +354,44 @@ def test_a_target_that_is_a_file_is_an_os_error(packed: Path, store: pymodelkit.
         assert str(err.value) == f"cannot create unpack directory {target}: Not a directory"
         assert not isinstance(err.value, UnpackError)
     assert snapshot(base) == before
+
+
+class _Unseekable(io.RawIOBase):
+    """A stream that cannot seek (as a registry's body): extract writes while it reads."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._data.readinto(buffer)
+
+
+def test_rollback_of_many_directories_holds_few_descriptors(base: Path) -> None:
+    """A layer of 300 directories cut in its last file, rolled back under a limit of 64 open files (it used to keep
+    every directory open and silently skip what lay under those it could no longer open)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for i in range(300):
+            directory = tarfile.TarInfo(f"d{i}")
+            directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(directory)
+            member = tarfile.TarInfo(f"d{i}/sub/f")
+            member.size, member.mode = 3, 0o644
+            tar.addfile(member, io.BytesIO(b"abc"))
+        last = tarfile.TarInfo("last")
+        last.size, last.mode = 1 << 20, 0o644
+        tar.addfile(last, io.BytesIO(b"x" * (1 << 20)))
+    cut = buffer.getvalue()[: -(1 << 19) - 1024]  # inside the last file
+    target = base / "many"
+    target.mkdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 48, hard))
+    try:
+        with pytest.raises(UnsafeArchiveError, match=r"unexpected end of data"):
+            extract_tar(io.BufferedReader(_Unseekable(cut)), target)  # written as it is read, then rolled back
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert list(target.iterdir()) == []
