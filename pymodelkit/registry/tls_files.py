@@ -19,13 +19,12 @@ import functools
 import os
 import ssl
 import warnings
-from typing import TypeAlias
-
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from typing import TYPE_CHECKING, TypeAlias
 
 from pymodelkit.errors import ModelKitError, NotFoundError
+
+if TYPE_CHECKING:  # cryptography is imported only to explain a file OpenSSL refused (it costs ~9 MiB of RSS)
+    from cryptography import x509
 
 __all__ = [
     "FileStamp",
@@ -198,6 +197,9 @@ def _client_problem(cert: str, key: str | None, stamps: tuple[FileStamp, FileSta
 
 def _diagnose_client(cert: str, key: str | None) -> _ClientProblem | None:
     """Why OpenSSL refused ``cert``/``key``, found with cryptography (None: no reason found)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     data = _read(cert)
     if not data.strip():
         return "cert", "it is empty"
@@ -249,6 +251,8 @@ def _client_error(cert: str, key: str | None, names: tuple[str, str], found: _Cl
 
 
 def _pem_certificates(data: bytes) -> list[x509.Certificate]:
+    from cryptography import x509
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -258,6 +262,8 @@ def _pem_certificates(data: bytes) -> list[x509.Certificate]:
 
 
 def _der_certificate(data: bytes) -> bool:
+    from cryptography import x509
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -268,6 +274,9 @@ def _der_certificate(data: bytes) -> bool:
 
 
 def _der_key(data: bytes) -> bool:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     try:
         serialization.load_der_private_key(data, password=None)
     except TypeError:  # an encrypted DER key is a DER key too
