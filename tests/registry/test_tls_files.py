@@ -5,6 +5,8 @@ from and what is wrong (registry/tls.py ``check_tls_options``); kit's client-cer
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,3 +198,12 @@ def test_choose_client_cert_is_kits_rule(junk: Junk, monkeypatch: pytest.MonkeyP
         choose_client_cert(key=key)
     assert str(unpaired.value) == ("KITOPS_CLIENT_KEY is set but KITOPS_CLIENT_CERT is not: a client key needs its "
                                    "certificate")
+
+
+def test_a_client_without_tls_problems_does_not_import_cryptography() -> None:
+    """cryptography only explains a file OpenSSL refused: importing it costs every network command ~9 MiB of RSS."""
+    code = ("import sys; from pymodelkit.registry import transfer; from pymodelkit.registry.client import "
+            "RegistryClient; RegistryClient('127.0.0.1:9', plain_http=True).close(); "
+            "print('cryptography' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
