@@ -5,7 +5,6 @@ parked file, no hold file), no thread of its own."""
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import threading
 import time
@@ -17,22 +16,19 @@ import pytest
 
 from pymodelkit.errors import RegistryError
 from pymodelkit.oci import Descriptor, Manifest
-from pymodelkit.oci.mediatypes import MEDIA_TYPE_MODELKIT_CONFIG
-from pymodelkit.oci.reference import parse_reference
 from pymodelkit.progress import ProgressEvent
-from pymodelkit.registry.credentials import ChainCredentials
 from pymodelkit.registry.retry import RetryPolicy
-from pymodelkit.registry.transfer import pull, push
+from pymodelkit.registry.transfer import pull
 from pymodelkit.store import LocalStore
 from pymodelkit.store.ingest import DIRECT_MIN_BYTES
 from tests.support.faultproxy import FaultProxy
+from tests.support.rawkits import push_raw_layers
 from tests.support.registry import TestRegistry
 
 pytestmark = pytest.mark.skipif(
     signal.getsignal(signal.SIGINT) is not signal.default_int_handler, reason="needs Python's own SIGINT handler"
 )
 
-MODEL_LAYER = "application/vnd.kitops.modelkit.model.v1.tar"
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.05, budget_s=10.0)
 STALL_AT = 256 << 10  # the big layers stall after this much of their body, for longer than any test may take
 STALL_S = 60.0
@@ -60,20 +56,7 @@ class Kit:
 def kit(registry: TestRegistry, tmp_path_factory: pytest.TempPathFactory) -> Kit:
     source = LocalStore(tmp_path_factory.mktemp("interrupt-source"))
     payloads = [os.urandom(4 << 20), os.urandom(DIRECT_MIN_BYTES + 4096), b"small a", b"small b", b"trigger"]
-    layers = []
-    for data in payloads:
-        with source.ingest(size_hint=len(data)) as writer:
-            writer.write(data)
-            digest, size = writer.commit(mode=0o600)
-        layers.append(Descriptor(MODEL_LAYER, digest, size))
-    config = b'{"manifestVersion":"1.0.0","package":{"name":"interrupt"}}'
-    manifest = Manifest(
-        config=Descriptor(MEDIA_TYPE_MODELKIT_CONFIG, source.write_blob(config), len(config)), layers=tuple(layers)
-    )
-    repository = f"interrupt/kit-{secrets.token_hex(4)}"
-    reference = f"{registry.host}/{repository}:v1"
-    source.add_manifest(parse_reference(reference)[0].repo_key, manifest.to_json_bytes(), tags=("v1",))
-    push(reference, store=source, plain_http=True, credentials=ChainCredentials(()))
+    _, repository, manifest = push_raw_layers(registry.host, source, payloads, name="interrupt/kit")
     return Kit(repository, manifest)
 
 

@@ -5,7 +5,6 @@ verified leaves none of them in the store and nothing in its ingest area."""
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,22 +15,20 @@ import pytest
 from pymodelkit.errors import DigestMismatchError, RegistryError
 from pymodelkit.oci import Descriptor, Manifest
 from pymodelkit.oci.digest import Digest
-from pymodelkit.oci.mediatypes import MEDIA_TYPE_MODELKIT_CONFIG
 from pymodelkit.oci.reference import parse_reference
 from pymodelkit.progress import ProgressEvent
-from pymodelkit.registry.credentials import ChainCredentials
 from pymodelkit.registry.retry import RetryPolicy
-from pymodelkit.registry.transfer import TOTAL_PROGRESS_KEY, pull, push
+from pymodelkit.registry.transfer import TOTAL_PROGRESS_KEY, pull
 from pymodelkit.store import LocalStore
 from pymodelkit.store.ingest import DIRECT_MIN_BYTES
 from tests.support.faultproxy import FaultProxy
+from tests.support.rawkits import push_raw_layers
 from tests.support.registry import TestRegistry
 
 resource = pytest.importorskip("resource")  # POSIX only
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc/self/fd")
 
 LAYERS = 300
-MODEL_LAYER = "application/vnd.kitops.modelkit.model.v1.tar"
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.05, budget_s=10.0)
 CONCURRENCY = 5
 FILE_LIMIT_MARGIN = 64  # open files allowed above what the process holds before the pull: far below LAYERS
@@ -56,20 +53,8 @@ def many_layers(registry: TestRegistry, tmp_path_factory: pytest.TempPathFactory
     """Build and push the ModelKit once for the module (the push is most of the cost)."""
     source = LocalStore(tmp_path_factory.mktemp("many-layers-source"))
     payloads = [os.urandom(DIRECT_MIN_BYTES + 12345)] + [os.urandom(64) + i.to_bytes(4, "big") for i in range(LAYERS)]
-    layers = []
-    for data in payloads:
-        with source.ingest(size_hint=len(data)) as writer:
-            writer.write(data)
-            digest, size = writer.commit(mode=0o600)
-        layers.append(Descriptor(MODEL_LAYER, digest, size))
-    config = b'{"manifestVersion":"1.0.0","package":{"name":"many-layers"}}'
-    manifest = Manifest(
-        config=Descriptor(MEDIA_TYPE_MODELKIT_CONFIG, source.write_blob(config), len(config)), layers=tuple(layers)
-    )
-    repository = f"many/layers-{secrets.token_hex(4)}"
-    reference = f"{registry.host}/{repository}:v1"
-    source.add_manifest(parse_reference(reference)[0].repo_key, manifest.to_json_bytes(), tags=("v1",))
-    push(reference, store=source, plain_http=True, credentials=ChainCredentials(()), concurrency=CONCURRENCY)
+    reference, repository, manifest = push_raw_layers(registry.host, source, payloads, name="many/layers",
+                                                       concurrency=CONCURRENCY)
     return ManyLayers(reference, repository, manifest)
 
 
