@@ -19,6 +19,7 @@ from pymodelkit.oci.digest import Digest, is_digest
 __all__ = [
     "DEFAULT_REGISTRY",
     "DEFAULT_TAG",
+    "OTHER_TRANSPORTS",
     "UNTAGGED_REPOSITORY",
     "Reference",
     "host_port_hint",
@@ -172,7 +173,18 @@ def _empty_tag(text: str) -> InvalidReferenceError:
     return InvalidReferenceError(f"invalid reference {text!r}: the tag after ':' is empty", reference=text)
 
 
+# containers/image's transports (skopeo's) that pymodelkit does not read or write; ``docker-archive:/x.tar`` would
+# otherwise parse as registry ``docker-archive:`` (an empty port, which Go's URL parser accepts).
+OTHER_TRANSPORTS = frozenset({"containers-storage:", "dir:", "docker-archive:", "docker-daemon:", "ostree:", "sif:",
+                              "tarball:"})
+
+
 def _check(text: str, registry: str, repository: str, tag: str) -> None:
+    if registry in OTHER_TRANSPORTS:
+        raise InvalidReferenceError(
+            f"invalid reference {text!r}: {registry!r} is another tool's transport, not a registry (pymodelkit reads "
+            "registries, oci:DIR and oci-archive:FILE)", reference=text,
+        )
     if repository != repository.lower():
         raise InvalidReferenceError(
             f"invalid reference {text!r}: repository name must be lowercase", reference=text

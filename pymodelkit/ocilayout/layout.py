@@ -27,7 +27,7 @@ from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.gojson import Struct, go_json_bytes
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_INDEX
-from pymodelkit.oci.reference import Reference, parse_reference
+from pymodelkit.oci.reference import OTHER_TRANSPORTS, Reference, parse_reference
 
 __all__ = [
     "ANNOTATION_IMAGE_NAME",
@@ -73,9 +73,6 @@ _REF_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+(?:[/+][A-Za-z0-9._-]+)*\Z")
 _BLOB_NAME_RE = re.compile(r"^blobs/([a-z0-9]+(?:[.+_-][a-z0-9]+)*)/([a-zA-Z0-9=_-]+)\Z")
 # What reads as a transport name before the first ":" (skopeo's are docker-archive, dir, containers-storage, ...).
 _TRANSPORT_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):")
-# containers/image's other transports (skopeo's), which pymodelkit does not write or read; docker: is a registry.
-OTHER_TRANSPORTS = frozenset({"containers-storage:", "dir:", "docker-archive:", "docker-daemon:", "ostree:", "sif:",
-                              "tarball:"})
 
 
 @dataclass(frozen=True, slots=True)

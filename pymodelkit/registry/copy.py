@@ -30,7 +30,7 @@ from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.gojson import Struct, go_json_bytes
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_INDEX
-from pymodelkit.oci.reference import Reference, parse_single_reference
+from pymodelkit.oci.reference import OTHER_TRANSPORTS, Reference, parse_single_reference
 from pymodelkit.ocilayout.endpoint import (
     BlobSource,
     CopyResult,
@@ -43,7 +43,6 @@ from pymodelkit.ocilayout.endpoint import (
     manifest_item,
 )
 from pymodelkit.ocilayout.layout import (
-    OTHER_TRANSPORTS,
     LayoutLocation,
     is_layout_location,
     parse_layout_location,

@@ -344,3 +344,17 @@ def test_a_store_that_is_a_file_is_named_by_every_command(
         assert err == (f"pymodelkit: error: local store {named} is not a directory (move it away, or choose another "
                        "home with --config or KITOPS_HOME)\n"), command
     assert (named.read_text(), sorted(p.name for p in tmp_path.iterdir())) == ("x", ["ctx", "home"])
+
+
+@pytest.mark.parametrize("command", [["pull"], ["push"], ["inspect", "-r"], ["unpack", "-d", "out"]])
+def test_another_tools_transport_is_not_taken_for_a_registry(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``docker-archive:/x.tar`` parses, as kit's parser reads it, as registry ``docker-archive:`` with an empty port:
+    it used to end in "cannot reach registry docker-archive:" after a DNS lookup."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, *command[:1], "docker-archive:/x.tar", *command[1:])
+    assert (code, out) == (4, "")
+    assert err == ("pymodelkit: error: invalid reference 'docker-archive:/x.tar': 'docker-archive:' is another tool's "
+                   "transport, not a registry (pymodelkit reads registries, oci:DIR and oci-archive:FILE)\n")
+    assert list(tmp_path.iterdir()) == []
