@@ -217,7 +217,7 @@ def test_a_kitfile_parent_with_an_empty_tag_is_read_as_kit_reads_it(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     store = pymodelkit.LocalStore(tmp_path / "home")
     pymodelkit.pack(_tree(tmp_path / "parent"), tag="nostore/parent", store=store, digest_cache=False)
-    packed = []
+    packed: list[pymodelkit.PackResult] = []
     for path in ("'nostore/parent:'", "nostore/parent:latest"):
         child = tmp_path / f"child-{len(packed)}"
         (child / "docs").mkdir(parents=True)
