@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
-__all__ = ["fsync_dir", "named_os_error", "write_atomic"]
+__all__ = ["fsync_dir", "named_os_error", "write_all", "write_atomic"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -44,6 +44,13 @@ def named_os_error(
     return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), os.fspath(path))
 
 
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write every byte of ``data`` to ``fd`` (``os.write`` may write less than it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data``: write a temp file beside it, fsync, chmod, rename, fsync the directory.
 
@@ -59,9 +66,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         raise named_os_error(exc, path, [exc.filename] if isinstance(exc.filename, str) else ()) from exc
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from pymodelkit import settings
-from pymodelkit._atomic import fsync_dir
+from pymodelkit._atomic import fsync_dir, write_all
 from pymodelkit.errors import SigningKeyError
 from pymodelkit.oci.gojson import Struct, go_json_bytes
 from pymodelkit.signing._secretbox import NONCE_SIZE, SecretBoxError, open_box, seal
@@ -466,9 +466,7 @@ def _write_new(path: Path, data: bytes, mode: int, *, overwrite: bool) -> None:
     try:
         try:
             os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -28,6 +28,7 @@ from typing import IO, Any, BinaryIO
 
 import zstandard
 
+from pymodelkit._atomic import write_all
 from pymodelkit.errors import ModelKitError, NotFoundError, UnpackError, UnsafeArchiveError
 from pymodelkit.kitfile.paths import clean_path, is_local_path
 from pymodelkit.pack.compression import open_decompressing_reader
@@ -302,9 +303,7 @@ def write_kitfile(target: Path, yaml_text: str, *, overwrite: bool, journal: Unp
     path = target / KITFILE_NAME
 
     def fill(fd: int) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
 
     with _journal_for(target, journal) as active:
         root_fd = _open_target(target)
