@@ -13,6 +13,7 @@ import click
 
 from pymodelkit import settings
 from pymodelkit.errors import ModelKitError
+from pymodelkit.oci.reference import host_port_hint
 from pymodelkit.registry.tls import TlsOptions, check_tls_options, choose_client_cert, use_tls_options
 
 __all__ = [
@@ -152,3 +153,12 @@ def plain_http_setting(flag: bool) -> bool | None:
     """The library's ``plain_http`` for the ``--plain-http`` flag: ``True``, or ``None`` (https, loopback falls back
     to http, ``PYMODELKIT_PLAIN_HTTP`` applies)."""
     return True if flag else None
+
+
+def warn_host_port(*references: str | None) -> None:
+    """Warn about a reference that reads as a registry ``host:port`` with no repository (a local repository then:
+    ``-t 127.0.0.1:5000`` is repository ``127.0.0.1`` with tag ``5000``, valid but rarely meant)."""
+    for reference in references:
+        hint = host_port_hint(reference) if reference else None
+        if hint:
+            logger.warning("%s", hint)

@@ -11,9 +11,8 @@ import click
 
 from pymodelkit import settings
 from pymodelkit.cli.context import get_state
-from pymodelkit.cli.options import plain_http_setting, tls_options
+from pymodelkit.cli.options import plain_http_setting, tls_options, warn_host_port
 from pymodelkit.kitfile import Kitfile, load_kitfile
-from pymodelkit.oci.reference import host_port_hint
 from pymodelkit.pack.compression import COMPRESSION_CHOICES
 from pymodelkit.pack.pipeline import LAYER_FORMATS, PACK_FORMATS, pack
 
@@ -61,9 +60,7 @@ def pack_command(
         spec = load_kitfile(sys.stdin.read(), source="<stdin>")
     if use_model_pack:
         model_format = "modelpack"
-    hint = host_port_hint(tag) if tag else None
-    if hint:  # -t 127.0.0.1:5000 is a local repository '127.0.0.1' with tag '5000': valid, but rarely meant
-        logger.warning("%s", hint)
+    warn_host_port(tag)
     if push_after:
         if not tag:
             raise click.UsageError("--push needs --tag with a registry (registry/repository[:tag])")

@@ -9,10 +9,10 @@ import click
 
 from pymodelkit import catalog
 from pymodelkit.cli.context import get_state
-from pymodelkit.cli.options import plain_http_setting, tls_options
+from pymodelkit.cli.options import plain_http_setting, tls_options, warn_host_port
 from pymodelkit.errors import StoreError
 from pymodelkit.kitfile import dump_kitfile
-from pymodelkit.oci.reference import format_for_display, host_port_hint, parse_single_reference
+from pymodelkit.oci.reference import format_for_display, parse_single_reference
 
 __all__ = [
     "diff_command",
@@ -31,14 +31,6 @@ logger = logging.getLogger(__name__)
 _REMOTE_HELP = "Read from the registry instead of the local store (manifest and config only)."
 
 
-def _warn_host_port(*references: str | None) -> None:
-    """Warn about a reference that reads as a registry ``host:port`` with no repository (a local repository then)."""
-    for reference in references:
-        hint = host_port_hint(reference) if reference else None
-        if hint:
-            logger.warning("%s", hint)
-
-
 @click.command("list")
 @click.argument("repository", required=False)
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True,
@@ -50,7 +42,7 @@ def list_command(repository: str | None, output: str, plain_http: bool, tls_veri
 
     REPOSITORY:TAG (or @DIGEST) lists that one only."""
     ref = parse_single_reference(repository) if repository is not None else None
-    _warn_host_port(repository)
+    warn_host_port(repository)
     if ref is not None and not ref.is_local:
         from pymodelkit.registry.remote import list_remote
 
@@ -73,7 +65,7 @@ def list_command(repository: str | None, output: str, plain_http: bool, tls_veri
 @tls_options
 def inspect_command(reference: str, remote: bool, plain_http: bool, tls_verify: bool) -> None:
     """Print a ModelKit's digest, Kitfile and manifest as JSON."""
-    _warn_host_port(reference)
+    warn_host_port(reference)
     if remote:
         from pymodelkit.registry.remote import inspect_remote
 
@@ -88,7 +80,7 @@ def inspect_command(reference: str, remote: bool, plain_http: bool, tls_verify: 
 @tls_options
 def info_command(reference: str, remote: bool, plain_http: bool, tls_verify: bool) -> None:
     """Print a ModelKit's Kitfile."""
-    _warn_host_port(reference)
+    warn_host_port(reference)
     if remote:
         from pymodelkit.registry.remote import info_remote
 
@@ -103,7 +95,7 @@ def info_command(reference: str, remote: bool, plain_http: bool, tls_verify: boo
 @click.argument("target")
 def tag_command(source: str, target: str) -> None:
     """Give the ModelKit SOURCE the additional name TARGET."""
-    _warn_host_port(source, target)
+    warn_host_port(source, target)
     catalog.tag(source, target, get_state().store())
     click.echo(f"Modelkit {source} tagged as {target}")
 
@@ -124,7 +116,7 @@ def remove_command(
         raise click.UsageError("give either a REFERENCE or --all")
     if remote and remove_all:
         raise click.UsageError("--remote cannot be used with --all")
-    _warn_host_port(reference)
+    warn_host_port(reference)
     if remote:
         from pymodelkit.registry.remote import remove_remote
 
@@ -147,7 +139,7 @@ def remove_command(
 @click.argument("second")
 def diff_command(first: str, second: str) -> None:
     """Compare two ModelKits of the local store."""
-    _warn_host_port(first, second)
+    warn_host_port(first, second)
     result = catalog.diff_modelkits(first, second, get_state().store())
     if result.identical:
         click.echo("ModelKits are identical")

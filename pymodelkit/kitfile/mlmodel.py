@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import yaml
 
 from pymodelkit.errors import KitfileError
+from pymodelkit.kitfile.yamlload import yaml_error_where
 
 __all__ = ["MLMODEL_FILE", "MLmodelInfo", "load_mlmodel_document", "parse_mlmodel", "read_mlmodel"]
 
@@ -105,9 +106,7 @@ def load_mlmodel_document(data: bytes, *, source: str) -> dict[str, object]:
     try:
         document = yaml.safe_load(data)
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = int(mark.line) + 1 if mark is not None else 0
-        detail = "; ".join(part for part in (err.context, err.problem) if part)
+        line, detail = yaml_error_where(err)
         where = f"{source}:{line}" if line else source
         raise KitfileError(f"{where}: invalid MLmodel: {detail}", path=source, line=line or None) from None
     except yaml.YAMLError as err:

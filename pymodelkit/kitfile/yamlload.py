@@ -439,6 +439,13 @@ def _key_text(node: Node) -> str:
 # --- public API --------------------------------------------------------------------------------------------
 
 
+def yaml_error_where(err: yaml.MarkedYAMLError) -> tuple[int, str]:
+    """The 1-based line of a YAML error (0 when it has no mark) and its reason in one line."""
+    mark = err.problem_mark or err.context_mark
+    line = int(mark.line) + 1 if mark is not None else 0
+    return line, "; ".join(part for part in (err.context, err.problem) if part)
+
+
 def load_kitfile(data: str | bytes, *, source: str = "Kitfile") -> Kitfile:
     """Parse Kitfile YAML as kit does (yaml.v3, ``KnownFields(true)``, first document only).
 
@@ -456,9 +463,7 @@ def load_kitfile(data: str | bytes, *, source: str = "Kitfile") -> Kitfile:
         loader = _NodeLoader(data)
         root = loader.get_node() if loader.check_node() else None
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = int(mark.line) + 1 if mark is not None else 0
-        detail = "; ".join(part for part in (err.context, err.problem) if part)
+        line, detail = yaml_error_where(err)
         message = f"{source}:{line}: invalid YAML: {detail}"
         raise KitfileError(message, path=source, line=line, problems=[message]) from None
     except yaml.YAMLError as err:

@@ -76,7 +76,6 @@ _NO_REFERRERS_API = frozenset({400, 404, 405, 501})
 _CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 _MAX_REFERRER_PAGES = 100
-# containers/image's transports other than the three copy takes: named in the error rather than read as a reference.
 
 
 class RegistryEndpoint:

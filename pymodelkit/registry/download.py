@@ -242,8 +242,7 @@ def _fetch_into(
                               name="pymodelkit-hash")
         try:
             for piece in pieces:
-                if stop is not None and stop.is_set():
-                    raise DownloadStopped(f"blob {descriptor.digest} from {client.registry}/{repository}: stopped")
+                _check_stop(stop, f"blob {descriptor.digest} from {client.registry}/{repository}")
                 writer.write(piece.view)  # every piece as it arrives: on a cut, what was received is kept
                 hashing.put(piece.view, piece.release)
                 if writer.size > descriptor.size:

@@ -67,7 +67,7 @@ from pathlib import Path
 from types import TracebackType
 
 from pymodelkit import settings
-from pymodelkit._atomic import fsync_dir
+from pymodelkit._atomic import fsync_dir, named_os_error
 from pymodelkit.errors import DigestMismatchError, StoreError
 from pymodelkit.oci.digest import SHA256, Digest
 from pymodelkit.store.directio import DirectSink, ReadInto
@@ -175,7 +175,7 @@ class BlobWriter:
                 view = view[written:]
                 self._size += written
         except OSError as exc:
-            raise _naming(exc, self.path) from None
+            raise named_os_error(exc, self.path) from None
         if self._size - self._flushed >= WRITEBACK_BYTES:
             start_writeback(fd, self._flushed, self._size - self._flushed)
             self._flushed = self._size
@@ -193,7 +193,7 @@ class BlobWriter:
                 try:
                     self._sink.check()  # what a background write failed with
                 except OSError as exc:
-                    raise _naming(exc, self.path) from None
+                    raise named_os_error(exc, self.path) from None
                 count = self._sink.fill(readinto, limit - taken)
                 self._size += count
             else:
@@ -238,7 +238,7 @@ class BlobWriter:
             os.fsync(fd)
         except OSError as exc:
             self.abort()
-            raise _naming(exc, self.path) from None
+            raise named_os_error(exc, self.path) from None
         except BaseException:
             self.abort()
             raise
@@ -282,7 +282,7 @@ class BlobWriter:
         except BaseException as exc:
             self._unpark(fd, opened, old, new)
             if isinstance(exc, OSError):
-                raise _naming(exc, old) from None
+                raise named_os_error(exc, old) from None
             raise
         return digest
 
@@ -443,13 +443,6 @@ def _identity(st: os.stat_result) -> _Identity:
 
 def _same_file(st: os.stat_result, other: os.stat_result) -> bool:
     return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
-
-
-def _naming(exc: OSError, path: Path) -> OSError:
-    """``exc`` with the ingest file as its file name when it has none (a failed write says where it failed)."""
-    if exc.filename is None:
-        exc.filename = str(path)
-    return exc
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:

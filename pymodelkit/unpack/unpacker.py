@@ -34,6 +34,7 @@ from pymodelkit.errors import (
 from pymodelkit.kitfile import Kitfile, dump_kitfile, is_modelkit_reference, kitfile_from_json_bytes
 from pymodelkit.kitfile.model import LayerElement, LayerKind
 from pymodelkit.kitfile.paths import clean_path
+from pymodelkit.kitfile.validate import modelkit_reference_text
 from pymodelkit.modelpack import has_kitfile_annotation, kitfile_from_modelpack, parse_layer_media_type
 from pymodelkit.oci.descriptor import Descriptor
 from pymodelkit.oci.digest import Digest
@@ -296,7 +297,7 @@ def _plan(
     steps: list[_ModelKitStep] = []
     is_parent = bool(visited)
     if kitfile.model is not None and is_modelkit_reference(kitfile.model.path):
-        parent = _parse(kitfile.model.path)
+        parent = _parse(modelkit_reference_text(kitfile.model.path))
         parent_key = str(parent)
         if parent_key in visited:
             cycle = visited[visited.index(parent_key) :]
@@ -354,12 +355,15 @@ def _select_layers(manifest: Manifest, kitfile: Kitfile, filters: list[UnpackFil
     return selected
 
 
-class _HashingReader:
-    """Passes reads through while hashing and counting, so a verification scan reads each byte once."""
+class _CountingReader:
+    """Passes reads through, counting the bytes read (``size``) and reporting them as ``key`` progress; with
+    ``hashing``, also hashing them (``hasher``), so a verification scan reads each byte once. Not seekable."""
 
-    def __init__(self, raw: BinaryIO, key: str, on_progress: ProgressCallback | None, total: int) -> None:
+    def __init__(
+        self, raw: BinaryIO, key: str, on_progress: ProgressCallback | None, total: int, *, hashing: bool = False
+    ) -> None:
         self._raw = raw
-        self.hasher = hashlib.sha256()
+        self.hasher = hashlib.sha256() if hashing else None
         self.size = 0
         self._key = key
         self._on_progress = on_progress
@@ -371,23 +375,33 @@ class _HashingReader:
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
-        count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        count = int(self._raw.readinto(buffer))  # type: ignore[attr-defined]
         self._count(memoryview(buffer)[:count])
-        return int(count)
+        return count
 
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return False
+
     def _count(self, data: bytes | memoryview) -> None:
-        self.hasher.update(data)
-        self.size += len(data)
-        if self._on_progress is not None and len(data):
-            self._on_progress(ProgressEvent(self._key, self.size, self._total))
+        if self.hasher is not None:
+            self.hasher.update(data)
+        if len(data):
+            self.size += len(data)
+            if self._on_progress is not None:
+                self._on_progress(ProgressEvent(self._key, self.size, self._total))
 
     def drain(self) -> None:
         buffer = bytearray(_READ_BYTES)
         while self.readinto(buffer):
             pass
+
+    def finish(self) -> None:
+        """Report the progress as finished."""
+        if self._on_progress is not None:
+            self._on_progress(ProgressEvent(self._key, self.size, self._total, finished=True))
 
 
 def _verify_layer(
@@ -397,7 +411,7 @@ def _verify_layer(
     descriptor = layer.descriptor
     members: list[TarMember] | None = None
     with store.open_blob(descriptor.digest) as raw:
-        reader = _HashingReader(raw, f"verify {layer.element_path}", on_progress, descriptor.size)
+        reader = _CountingReader(raw, f"verify {layer.element_path}", on_progress, descriptor.size, hashing=True)
         scan_error: UnsafeArchiveError | None = None
         if layer.media_type.format == "tar":
             try:
@@ -405,6 +419,7 @@ def _verify_layer(
             except UnsafeArchiveError as exc:  # report corruption (a digest mismatch) first, if that is the cause
                 scan_error = exc
         reader.drain()
+    assert reader.hasher is not None
     actual = Digest("sha256", reader.hasher.hexdigest())
     if actual != descriptor.digest or reader.size != descriptor.size:
         raise DigestMismatchError(
@@ -416,41 +431,6 @@ def _verify_layer(
     if scan_error is not None:
         raise scan_error
     return members
-
-
-class _ProgressReader:
-    """Passes reads through, reporting the bytes read so far as ``unpack <path>`` progress."""
-
-    def __init__(self, raw: BinaryIO, key: str, on_progress: ProgressCallback, total: int) -> None:
-        self._raw = raw
-        self._key = key
-        self._on_progress = on_progress
-        self._total = total
-        self.done = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self._count(len(data))
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        count = int(self._raw.readinto(buffer))  # type: ignore[attr-defined]
-        self._count(count)
-        return count
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def _count(self, count: int) -> None:
-        if count:
-            self.done += count
-            self._on_progress(ProgressEvent(self._key, self.done, self._total))
-
-    def finish(self) -> None:
-        self._on_progress(ProgressEvent(self._key, self.done, self._total, finished=True))
 
 
 def _extract_layer(
@@ -470,7 +450,7 @@ def _extract_layer(
         progress = None
         source: BinaryIO = blob
         if on_progress is not None:
-            progress = _ProgressReader(blob, f"unpack {layer.element_path}", on_progress, descriptor.size)
+            progress = _CountingReader(blob, f"unpack {layer.element_path}", on_progress, descriptor.size)
             source = progress  # type: ignore[assignment]
         if layer.media_type.format == "tar":
             written = extract_tar(
