@@ -32,7 +32,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,7 @@ class Run:
     process_seconds: float
     rss_mib: float | None
     result: dict[str, Any] = field(default_factory=dict)
+    round: tuple[int, int] | None = None  # (measurement, round) when taken by Bench.measure: pairs runs of a round
 
 
 @dataclass
@@ -220,6 +221,19 @@ class Figure:
         times = sorted(run.seconds for run in self.runs)
         return (times[-1] - times[0]) / times[len(times) // 2] if len(times) > 1 else 0.0
 
+    def paired_ratio(self, reference: Figure) -> float | None:
+        """The median over the rounds both figures ran in (same ``Bench.measure`` call) of this figure's speed over
+        the reference's in that round; None when they share fewer than two rounds. Each round runs the two next to
+        each other, so the machine's drift (load from other guests, the registry's pace) cancels in each ratio,
+        where the best of each picks the luckiest run of each separately."""
+        theirs = {run.round: run.seconds for run in reference.runs if run.round is not None}
+        ratios = sorted((self.nbytes / run.seconds) / (reference.nbytes / theirs[run.round])
+                        for run in self.runs if run.round is not None and run.round in theirs)
+        if len(ratios) < 2:
+            return None
+        middle = len(ratios) // 2
+        return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+
 
 @dataclass
 class Row:
@@ -235,6 +249,8 @@ class Row:
     rss_mib: float | None
     spread: float | None
     note: str = ""
+    paired_ratio: float | None = None  # median of the per-round ratios (Figure.paired_ratio)
+    rounds: int = 0  # runs of ours
 
 
 class Bench:
@@ -250,6 +266,7 @@ class Bench:
         self.notes: list[str] = []
         self.rss: dict[str, float] = {}
         self._serial = 0
+        self._measurements = 0
         (work / "tmp").mkdir(exist_ok=True)
         self.env = {k: v for k, v in os.environ.items()
                     if k.lower() not in _PROXY_VARIABLES and not k.startswith(("PYMODELKIT_", "KITOPS_", "REGISTRY_"))}
@@ -311,18 +328,28 @@ class Bench:
         shutil.rmtree(home, ignore_errors=True)
         return Run(seconds, seconds, rss), proc.stdout
 
-    def measure(self, tasks: Sequence[tuple[Figure, Callable[[], Run]]], repeat: int | None = None) -> None:
-        """Run every task ``repeat`` times, interleaved, appending to each figure's runs."""
-        for _ in range(repeat or self.repeat):
-            for figure, once in tasks:
-                figure.runs.append(once())
+    def measure(self, tasks: Sequence[tuple[Figure, Callable[[], Run]]], repeat: int | None = None, *,
+                rotate: bool = False) -> None:
+        """Run every task ``repeat`` times, interleaved, appending to each figure's runs (tagged with the round).
+
+        ``rotate``: round ``r`` starts with task ``r mod n`` and goes round, so no task always runs first or always
+        right after the same one (a push after oras-py's, which frees 1 GiB, or the registry's 20th GiB written)."""
+        self._measurements += 1
+        for number in range(repeat or self.repeat):
+            start = number % len(tasks) if rotate and tasks else 0
+            for figure, once in [*tasks[start:], *tasks[:start]]:
+                run = once()
+                figure.runs.append(replace(run, round=(self._measurements, number)))
 
     def row(self, group: str, ours: Figure, reference: Figure | None, *, note: str = "") -> None:
         ratio = ours.mb_s / reference.mb_s if reference is not None else None
+        paired = ours.paired_ratio(reference) if reference is not None else None
         self.rows.append(Row(group, ours.label, ours.mb_s, ours.best.seconds,
                              reference.label if reference is not None else "", reference.mb_s if reference else None,
-                             ratio, ours.rss_mib, ours.spread, note))
+                             ratio, ours.rss_mib, ours.spread, note, paired, len(ours.runs)))
         shown = f"{ratio:5.2f}x {reference.label}" if reference is not None and ratio is not None else ""
+        if paired is not None:
+            shown += f" (median of rounds {paired:.2f}x)"
         print(f"  {ours.label:<44} {ours.mb_s:8.1f} MB/s  {shown}" + (f"  [{note}]" if note else ""), flush=True)
 
     def skip(self, group: str, label: str, note: str) -> None:
@@ -689,8 +716,8 @@ def transfer_rows(bench: Bench, random_ctx: Path, size: int, layers_ctx: Path) -
         bench.notes.append("oras-py is not installed in this interpreter (pip install oras): its rows are skipped")
     # One blob's push is the registry's speed and varies by 10-20 % from run to run for every client: more rounds
     # for these rows (the best of each, interleaved) compare the clients rather than the luck of three runs.
-    bench.measure(ups, repeat=bench.transfer_repeat)
-    bench.measure(downs, repeat=bench.transfer_repeat)
+    bench.measure(ups, repeat=bench.transfer_repeat, rotate=True)
+    bench.measure(downs, repeat=bench.transfer_repeat, rotate=True)
     for peer in peers_up:
         bench.row("push", ours_up, peer, note=_rss_note(peer))
     for peer in peers_down:
@@ -717,10 +744,10 @@ def transfer_rows(bench: Bench, random_ctx: Path, size: int, layers_ctx: Path) -
         return run
 
     parallel, serial = Figure("push 4 layers (concurrency 5)", size), Figure("the layers one after another", size)
-    bench.measure([(parallel, lambda: push_layers(5)), (serial, lambda: push_layers(1))])
+    bench.measure([(parallel, lambda: push_layers(5)), (serial, lambda: push_layers(1))], rotate=True)
     pull_parallel = Figure("pull 4 layers (concurrency 5)", size)
     pull_serial = Figure("the layers one after another (pull)", size)
-    bench.measure([(pull_parallel, lambda: pull_layers(5)), (pull_serial, lambda: pull_layers(1))])
+    bench.measure([(pull_parallel, lambda: pull_layers(5)), (pull_serial, lambda: pull_layers(1))], rotate=True)
     bench.row("push", parallel, serial)
     bench.row("pull", pull_parallel, pull_serial)
     shutil.rmtree(layers_home, ignore_errors=True)
@@ -840,14 +867,15 @@ def pull_oras(bench: Bench, target: str, size: int) -> Run:
 
 
 def print_table(bench: Bench) -> None:
-    print("\n| group | pymodelkit | MB/s | reference | MB/s | ratio | peak RSS | note |")
-    print("|---|---|---:|---|---:|---:|---:|---|")
+    print("\n| group | pymodelkit | MB/s | reference | MB/s | ratio (best) | ratio (median) | peak RSS | note |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---|")
     for row in bench.rows:
         mb_s = f"{row.mb_s:.1f}" if row.mb_s is not None else "-"
         ref = f"{row.reference_mb_s:.1f}" if row.reference_mb_s is not None else ""
         ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
+        paired = f"{row.paired_ratio:.2f}x ({row.rounds})" if row.paired_ratio is not None else ""
         rss = f"{row.rss_mib:.0f} MiB" if row.rss_mib is not None else ""
-        cells = [row.group, row.label, mb_s, row.reference, ref, ratio, rss, row.note]
+        cells = [row.group, row.label, mb_s, row.reference, ref, ratio, paired, rss, row.note]
         print("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     print(f"\npeak RSS per operation (limit {RSS_LIMIT_MIB} MiB for ours):")
     for key, value in sorted(bench.rss.items()):
@@ -855,6 +883,67 @@ def print_table(bench: Bench) -> None:
         print(f"  {key:<28} {value:6.1f} MiB{verdict}")
     for note in bench.notes:
         print(f"note: {note}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue #6's targets: the row whose label and reference start with these, and the least ratio."""
+
+    wording: str
+    label: str
+    reference: str
+    least: float
+    zero_bytes: bool = False  # the row's note must also say that no blob byte was sent
+
+
+# Issue #6's targets, as ratios of ours over the reference (a time limit "<= 0.05x the time" is a speed ratio >= 20).
+TARGETS = (
+    Target("pack none into the store >= 0.75x SHA-256", "pack none, random", "hashlib.sha256 alone", 0.75),
+    Target("pack --no-store >= 0.95x SHA-256", "pack none, --no-store", "hashlib.sha256 alone", 0.95),
+    Target("raw layer, hard link >= 0.9x SHA-256", "pack raw --link", "hashlib.sha256 alone", 0.9),
+    Target("zstd >= 0.8x the compressor alone", "pack zstd", "zstandard", 0.8),
+    Target("gzip-fastest >= 0.8x the compressor alone", "pack gzip-fastest", "isal_zlib", 0.8),
+    Target("gzip-fastest >= 0.8x the compressor alone", "pack gzip-fastest", "zlib", 0.8),
+    Target("small files >= 0.5x tar | sha256sum", "pack ", "tar -c", 0.5),
+    Target("re-pack unchanged <= 0.05x the first run's time", "re-pack, unchanged", "pack, first run", 20.0),
+    Target("re-push unchanged <= 0.05x the time, 0 bytes sent", "re-push, unchanged", "push, first run", 20.0,
+           zero_bytes=True),
+    Target("push >= 0.95x curl", "pymodelkit push", "curl", 0.95),
+    Target("push >= 1.0x skopeo copy", "pymodelkit push", "skopeo", 1.0),
+    Target("4 layers push faster than one after another", "push 4 layers", "the layers one after another", 1.0),
+    Target("pull >= 0.6x curl -o", "pymodelkit pull", "curl -o", 0.6),
+    Target("pull >= 2.5x skopeo copy", "pymodelkit pull", "skopeo", 2.5),
+)
+
+
+def judge(bench: Bench, *, quick: bool) -> list[dict[str, Any]]:
+    """Each target against its row: judged on the median of the per-round ratios where the row has paired rounds
+    (every interleaved measurement), else on the best-of ratio; and the peak RSS limit. Printed and returned."""
+    verdicts: list[dict[str, Any]] = []
+    for target in TARGETS:
+        for row in bench.rows:
+            if not (row.label.startswith(target.label) and row.reference.startswith(target.reference)):
+                continue
+            value = row.paired_ratio if row.paired_ratio is not None else row.ratio
+            if value is None:
+                continue
+            met = value >= target.least and (not target.zero_bytes or row.note == "bytes sent: 0")
+            verdicts.append({"target": target.wording, "row": row.label, "reference": row.reference,
+                             "statistic": "median of rounds" if row.paired_ratio is not None else "best",
+                             "ratio": value, "best_ratio": row.ratio, "least": target.least, "met": met})
+    over = {key: value for key, value in bench.rss.items() if "(peer)" not in key}
+    if over:
+        largest = max(over, key=lambda key: over[key])
+        verdicts.append({"target": f"peak RSS <= {RSS_LIMIT_MIB} MiB, every operation", "row": largest,
+                         "reference": "", "statistic": "largest", "ratio": over[largest], "best_ratio": None,
+                         "least": None, "met": over[largest] <= RSS_LIMIT_MIB})
+    print("\ntargets (issue #6)" + (": a --quick run is too small to judge, shown for the plumbing" if quick else ""))
+    for verdict in verdicts:
+        best = f", best {verdict['best_ratio']:.2f}x" if verdict["best_ratio"] is not None else ""
+        shown = (f"{verdict['ratio']:.0f} MiB ({verdict['row']})" if verdict["least"] is None else
+                 f"{verdict['ratio']:.2f}x ({verdict['statistic']}{best}; vs {verdict['reference']})")
+        print(f"  {'met ' if verdict['met'] else 'MISS'}  {verdict['target']:<52} {shown}")
+    return verdicts
 
 
 @contextlib.contextmanager
@@ -873,7 +962,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 16 MiB, 500 small files, 1 run each")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     parser.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: $TMPDIR)")
-    parser.add_argument("--transfer-repeat", type=int, default=5,
+    parser.add_argument("--transfer-repeat", type=int, default=9,
                         help="runs of each 1-layer push and pull (registry-bound: noisier than the others)")
     parser.add_argument("--again-gib", type=float, default=2.0,
                         help="size of the directory re-packed and re-pushed unchanged (the issue's 2 GiB)")
@@ -933,6 +1022,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "rss" in groups:
                 rss_rows(bench, rss_ctx, rss_size)
             print_table(bench)
+            verdicts = judge(bench, quick=args.quick)
             elapsed = time.perf_counter() - started
             print(f"\nload average at end: {os.getloadavg()[0]:.2f}; {elapsed:.0f} s in all")
             if args.json is not None:
@@ -940,7 +1030,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "load_start": load[0], "load_end": os.getloadavg()[0]},
                     "size_bytes": size, "repeat": repeat, "startup_s": startup.process_seconds,
+                    "transfer_repeat": bench.transfer_repeat,
                     "rows": [asdict(row) for row in bench.rows], "peak_rss_mib": bench.rss, "notes": bench.notes,
+                    "targets": verdicts,
                     "seconds": elapsed,
                 }, indent=2) + "\n")
     over = [key for key, value in bench.rss.items() if "(peer)" not in key and value > RSS_LIMIT_MIB]
