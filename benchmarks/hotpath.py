@@ -939,7 +939,8 @@ def judge(bench: Bench, *, quick: bool) -> list[dict[str, Any]]:
                          "least": None, "met": over[largest] <= RSS_LIMIT_MIB})
     print("\ntargets (issue #6)" + (": a --quick run is too small to judge, shown for the plumbing" if quick else ""))
     for verdict in verdicts:
-        best = f", best {verdict['best_ratio']:.2f}x" if verdict["best_ratio"] is not None else ""
+        best = (f", best {verdict['best_ratio']:.2f}x"
+                if verdict["best_ratio"] is not None and verdict["statistic"] != "best" else "")
         shown = (f"{verdict['ratio']:.0f} MiB ({verdict['row']})" if verdict["least"] is None else
                  f"{verdict['ratio']:.2f}x ({verdict['statistic']}{best}; vs {verdict['reference']})")
         print(f"  {'met ' if verdict['met'] else 'MISS'}  {verdict['target']:<52} {shown}")
