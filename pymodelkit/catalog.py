@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pymodelkit.errors import InvalidReferenceError
 from pymodelkit.kitfile import Kitfile, kitfile_to_json_bytes
@@ -21,7 +21,7 @@ from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.gojson import Struct, go_json_bytes, indent_json
 from pymodelkit.oci.manifest import Manifest
 from pymodelkit.oci.mediatypes import ANNOTATION_CLI_VERSION, ANNOTATION_FILEPATH, ANNOTATION_TOOL_VERSION
-from pymodelkit.oci.reference import Reference, format_for_display, parse_reference
+from pymodelkit.oci.reference import Reference, format_for_display, parse_reference, parse_single_reference
 from pymodelkit.store import LocalStore, Removal
 
 __all__ = [
@@ -67,20 +67,37 @@ def _config(store: LocalStore, manifest: Manifest) -> Kitfile:
     return kitfile_for_manifest(manifest, store.read_blob(manifest.config.digest))
 
 
-def list_modelkits(store: LocalStore | None = None, repository: str | None = None) -> list[ListedModelKit]:
-    """Every ModelKit in the local store, sorted by repository then digest (optionally one repository only)."""
+def list_modelkits(
+    store: LocalStore | None = None, repository: str | Reference | None = None
+) -> list[ListedModelKit]:
+    """Every ModelKit in the local store, sorted by repository then digest, as ``kit list [REPOSITORY]`` lists them.
+
+    ``repository`` narrows the list as kit's argument does: ``repo`` (or ``registry/repo``) to that repository's
+    ModelKits, ``repo:tag`` to the row of that tag (showing only that tag), ``repo@digest`` to that manifest (with
+    all its tags). A tag or digest the repository does not have gives no row.
+
+    Raises:
+        InvalidReferenceError: ``repository`` does not parse, or names several tags (``repo:a,b``).
+    """
     store = store if store is not None else LocalStore()
-    repo_key = None
-    if repository:
-        ref = parse_reference(repository)[0]
-        repo_key = ref.repo_key
+    ref = parse_single_reference(repository) if repository else None
     rows = [
         listed_modelkit(stored.repo_key, stored.digest, sorted(stored.tags), stored.manifest,
                         _config(store, stored.manifest))
-        for stored in store.list_modelkits(repo_key)
+        for stored in store.list_modelkits(ref.repo_key if ref is not None else None)
+        if ref is None or _selected(ref, stored.digest, stored.tags)
     ]
+    if ref is not None and ref.digest is None and ref.tag:  # kit's list of REPOSITORY:TAG shows that tag only
+        rows = [replace(row, tags=(ref.tag,)) for row in rows]
     rows.sort(key=lambda row: (row.repo, str(row.digest)))
     return rows
+
+
+def _selected(ref: Reference, digest: Digest, tags: Sequence[str]) -> bool:
+    """Whether a manifest of ``ref``'s repository is the one ``ref`` names (any, when it names no tag or digest)."""
+    if ref.digest is not None:
+        return digest == ref.digest
+    return not ref.tag or ref.tag in tags
 
 
 def listed_modelkit(

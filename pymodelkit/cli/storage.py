@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import click
@@ -48,11 +47,7 @@ def list_command(repository: str | None, output: str, plain_http: bool, tls_veri
 
         rows = list_remote(ref, plain_http=plain_http_setting(plain_http), tls_verify=tls_verify)
     else:
-        rows = catalog.list_modelkits(get_state().store(), repository)
-        if ref is not None and ref.digest is not None:
-            rows = [row for row in rows if row.digest == ref.digest]
-        elif ref is not None and ref.tag:  # as kit's list of REGISTRY/REPOSITORY:TAG: that tag's row only
-            rows = [dataclasses.replace(row, tags=(ref.tag,)) for row in rows if ref.tag in row.tags]
+        rows = catalog.list_modelkits(get_state().store(), ref)
     if output == "json":
         click.echo(catalog.format_list_json(rows))
     else:

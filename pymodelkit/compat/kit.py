@@ -200,7 +200,10 @@ def logout(registry: str = "jozu.ml", **kwargs: Any) -> None:
 
 
 def list(repo_path_without_tag: str | None = None, **kwargs: Any) -> str:
-    """``kit list``: the table of ModelKits in the local store, or of a registry repository's tags (stripped)."""
+    """``kit list``: the table of ModelKits in the local store, or of a registry repository's tags (stripped).
+
+    As with kit, ``repo_path_without_tag`` may name a tag or digest after all (``repo:tag``, ``repo@digest``): the
+    table then has that one only (``catalog.list_modelkits``, ``registry.remote.list_remote``)."""
     options = map_kwargs("list", kwargs)
     argv = ["kit", "list", *([repo_path_without_tag] if repo_path_without_tag else []), *options.argv()]
     with _running(argv, options.tls):

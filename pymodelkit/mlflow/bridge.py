@@ -25,7 +25,7 @@ from pymodelkit.mlflow.provenance import Provenance, fetch_provenance, redact_ur
 from pymodelkit.mlflow.resolve import (
     check_model_uri,
     check_tracking_store,
-    fetch_model,
+    fetch_checked_model,
     is_local_model_uri,
     tracking_client,
 )
@@ -135,7 +135,7 @@ def pack_mlflow_model(
     own_dir = workdir is None
     work = Path(tempfile.mkdtemp(prefix="pymodelkit-mlflow-")) if workdir is None else _prepare_workdir(Path(workdir))
     try:
-        resolved = fetch_model(model_uri, work / MODEL_DIR, client=client, tracking_uri=tracking)
+        resolved = fetch_checked_model(model_uri, work / MODEL_DIR, client=client, tracking_uri=tracking)
         provenance = fetch_provenance(resolved, client=client, tracking_uri=tracking)
         kitfile = _kitfile(work, provenance, name=name, description=description, author=author, version=version,
                            license=license)

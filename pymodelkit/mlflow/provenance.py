@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mlflow.exceptions import MlflowException
 
+from pymodelkit.mlflow._reason import mlflow_reason
+
 if TYPE_CHECKING:
     import mlflow
 
@@ -185,7 +187,7 @@ def _lookup(call: Callable[[], _T], what: str) -> _T | None:
     try:
         return call()
     except MlflowException as err:
-        logger.warning("Cannot read %s from the MLflow tracking store: %s", what, _first_line(err.message))
+        logger.warning("Cannot read %s from the MLflow tracking store: %s", what, mlflow_reason(err))
         return None
 
 
@@ -196,7 +198,3 @@ def _metric(value: float) -> float | str:
 
 def _text(value: object) -> str:
     return str(value).strip() if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
-
-
-def _first_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0][:300]

@@ -21,7 +21,6 @@ import contextlib
 import functools
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -41,6 +40,7 @@ from mlflow.exceptions import MlflowException
 
 from pymodelkit.errors import InvalidReferenceError, ModelKitError, NotFoundError
 from pymodelkit.kitfile.mlmodel import MLMODEL_FILE, load_mlmodel_document
+from pymodelkit.mlflow._reason import mlflow_reason
 from pymodelkit.mlflow.provenance import redact_uri
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ __all__ = [
     "check_model_uri",
     "check_tracking_store",
     "download_error",
+    "fetch_checked_model",
     "fetch_model",
     "is_local_model_uri",
     "tracking_client",
@@ -74,8 +75,6 @@ _BUILTIN_SCHEMES = ("", "abfss", "b2", "dbfs", "file", "ftp", "gs", "hdfs", "htt
                     "models", "r2", "runs", "s3", "sftp", "viewfs", "wasbs")
 _MODELS_FORMS = "models:/<model_id>, models:/<name>/<version>, models:/<name>/latest or models:/<name>@<alias>"
 _RUNS_FORMS = "runs:/<run_id>/<model name or artifact path> or runs:/<run_id>"
-_HTTP_ANSWER = re.compile(r"API request to endpoint (\S+) failed with error code (\d+) != 200\. Response body: '?(.*)")
-_MAX_REASON = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +163,7 @@ def tracking_client(tracking_uri: str | None, registry_uri: str | None = None) -
         return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
     except (MlflowException, ImportError, OSError, ValueError) as err:
         shown = redact_uri(tracking_uri or mlflow.get_tracking_uri())
-        raise ModelKitError(f"MLflow tracking store {shown} cannot be used: {_reason(err)}",
+        raise ModelKitError(f"MLflow tracking store {shown} cannot be used: {mlflow_reason(err)}",
                             tracking_uri=shown) from None
 
 
@@ -232,14 +231,22 @@ def fetch_model(uri: str, destination: str | os.PathLike[str], *, client: mlflow
         tracking store or an artifact store cannot be reached or used; any other MLflow failure (one line).
     """
     check_model_uri(uri)
+    return fetch_checked_model(uri, destination, client=client, tracking_uri=tracking_uri)
+
+
+def fetch_checked_model(uri: str, destination: str | os.PathLike[str], *, client: mlflow.MlflowClient | None = None,
+                        tracking_uri: str | None = None) -> ResolvedModel:
+    """:func:`fetch_model` of a ``uri`` that :func:`check_model_uri` has accepted already (the bridge checks it
+    first, before it asks any tracking store): the same download, result and errors, without checking it again."""
     target = Path(destination)
     if target.exists():
         raise ModelKitError(f"destination {target} exists already", path=str(target))
     source, origin = _plan(uri, client)
     tracking_uri = tracking_uri or (client.tracking_uri if client is not None else None)
-    if isinstance(source, Path):
+    mlmodel: Mapping[str, object] | None = None
+    if isinstance(source, Path):  # a local model: its MLmodel is parsed here, refused before anything is copied
         model_dir = _find_model_dir(source, uri)
-        _load_mlmodel(model_dir / MLMODEL_FILE, str(model_dir / MLMODEL_FILE))  # refused before anything is copied
+        mlmodel = _load_mlmodel(model_dir / MLMODEL_FILE, str(model_dir / MLMODEL_FILE))
         source = str(model_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".mlflow-download-", dir=target.parent))
@@ -247,7 +254,8 @@ def fetch_model(uri: str, destination: str | os.PathLike[str], *, client: mlflow
         logger.info("Downloading MLflow model %s", redact_uri(uri))
         local = _download(source, staging, uri, tracking_uri)
         model_dir = _find_model_dir(local, uri)
-        mlmodel = _load_mlmodel(model_dir / MLMODEL_FILE, _shown_mlmodel(uri, local, model_dir))
+        if mlmodel is None:  # downloaded from a store: parsed now, named by the URI the user gave
+            mlmodel = _load_mlmodel(model_dir / MLMODEL_FILE, _shown_mlmodel(uri, local, model_dir))
         os.replace(model_dir, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -404,15 +412,15 @@ def download_error(err: Exception, uri: str) -> ModelKitError:
     shown = redact_uri(uri)
     if isinstance(err, MlflowException):
         if _is_unreachable(err):
-            return ModelKitError(f"MLflow is not reachable while resolving {shown}: {_reason(err)}")
+            return ModelKitError(f"MLflow is not reachable while resolving {shown}: {mlflow_reason(err)}")
         if err.error_code in _MISSING or "No such file" in err.message or "not found" in err.message.lower():
-            return NotFoundError(f"MLflow model not found: {shown}: {_reason(err)}", reference=shown)
+            return NotFoundError(f"MLflow model not found: {shown}: {mlflow_reason(err)}", reference=shown)
     elif isinstance(err, ImportError):  # an artifact store whose client library is not installed (s3: boto3, gs: …)
         return ModelKitError(f"cannot download MLflow model {shown}: MLflow needs the Python module "
                              f"{err.name or '?'} for it, which is not installed")
     elif isinstance(err, FileNotFoundError):
         return NotFoundError(f"MLflow model not found: {shown}: no such artifact", reference=shown)
-    return ModelKitError(f"cannot download MLflow model {shown}: {_reason(err)}")
+    return ModelKitError(f"cannot download MLflow model {shown}: {mlflow_reason(err)}")
 
 
 @contextlib.contextmanager
@@ -472,9 +480,9 @@ def _mlflow_call(call: Callable[[], _T], uri: str, missing: str) -> _T:
         if err.error_code in _MISSING:
             raise NotFoundError(f"MLflow model not found: {redact_uri(uri)}: {missing}", reference=redact_uri(uri)) \
                 from None
-        raise ModelKitError(f"MLflow failed to resolve {redact_uri(uri)}: {_reason(err)}") from None
+        raise ModelKitError(f"MLflow failed to resolve {redact_uri(uri)}: {mlflow_reason(err)}") from None
     except (ImportError, OSError, ValueError) as err:  # MLflow's own checks of what it was given raise ValueError
-        raise ModelKitError(f"MLflow failed to resolve {redact_uri(uri)}: {_reason(err)}") from None
+        raise ModelKitError(f"MLflow failed to resolve {redact_uri(uri)}: {mlflow_reason(err)}") from None
 
 
 def _join(location: str, subpath: str) -> str:
@@ -516,30 +524,6 @@ def _text(value: object) -> str:
     return str(value).strip() if isinstance(value, (str, int, float)) else ""
 
 
-def _reason(err: BaseException) -> str:
-    """MLflow's own reason, on one line: the message's first line, no HTML a non-MLflow server answered with, and a
-    long line cut at a sentence; the file store's refusal keeps MLflow's way out (spec ``mlflow.md`` §1)."""
-    if isinstance(err, ImportError):
-        return f"the Python module {err.name or '?'} is not installed"
-    if isinstance(err, OSError):
-        return f"{err.strerror or err}" + (f" ({err.filename})" if err.filename else "")
-    message = err.message if isinstance(err, MlflowException) else str(err)
-    text = " ".join((message.strip().splitlines() or [""])[0].split())
-    answer = _HTTP_ANSWER.match(text)
-    if answer is not None:
-        endpoint, status, body = answer.groups()
-        if not body.strip() or body.lstrip().startswith("<"):
-            return f"the server answered HTTP {status} to {endpoint}, not as an MLflow tracking server does"
-        text = f"the server answered HTTP {status} to {endpoint}: {body.rstrip(chr(39))}"
-    if "MLFLOW_ALLOW_FILE_STORE" in message:
-        first = text.split(". ", 1)[0].rstrip(".")
-        return f"{first} (set MLFLOW_ALLOW_FILE_STORE=true to read it anyway, or migrate it: mlflow migrate-filestore)"
-    if len(text) > _MAX_REASON:
-        cut = text.rfind(". ", 0, _MAX_REASON)
-        text = text[: cut + 1] if cut > 0 else text[: _MAX_REASON - 1] + "…"
-    return text
-
-
 def _artifact_schemes() -> frozenset[str]:
     """The URI schemes MLflow has an artifact repository for (its built-in ones and any plugin's)."""
     try:
@@ -562,4 +546,6 @@ def _is_unreachable(err: MlflowException) -> bool:
 
 def _raise_if_unreachable(err: MlflowException, uri: str) -> None:
     if _is_unreachable(err):
-        raise ModelKitError(f"MLflow is not reachable while resolving {redact_uri(uri)}: {_reason(err)}") from None
+        raise ModelKitError(
+            f"MLflow is not reachable while resolving {redact_uri(uri)}: {mlflow_reason(err)}"
+        ) from None

@@ -3,9 +3,10 @@
 
 Login pings ``GET /v2/`` through a :class:`~pymodelkit.registry.client.RegistryClient` holding only the given
 credential (no retry), and stores it only if the registry accepts it; the client's rules apply: the scheme (https, a
-loopback registry falling back to http), the TLS files (with plain HTTP none is read unless an https request is made
-after all, an https token server), the timeouts (``PYMODELKIT_TIMEOUT``), and a server that is no OCI registry named as
-such. Storing is ``registry.credentials``' job.
+loopback registry falling back to http), the trusted CAs (certifi's bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``,
+for a loopback registry too, plus the given CA files), the TLS files (with plain HTTP none is read unless an https
+request is made after all, an https token server), the timeouts (``PYMODELKIT_TIMEOUT``), and a server that is no
+OCI registry named as such. Storing is ``registry.credentials``' job.
 
 The registry is read as docker reads ``docker login`` and ``docker logout`` arguments (:func:`registry_host`): a
 leading ``http://`` or ``https://`` and anything from the first ``/`` on are dropped, and what remains must be

@@ -109,6 +109,25 @@ def test_tag_remove_and_fsck(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert (code, out.strip()) == (0, "local store is consistent")
 
 
+def test_list_of_a_tag_prints_what_the_library_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``list REPO:TAG`` is one call of ``catalog.list_modelkits``: the same rows, printed byte for byte."""
+    from pymodelkit.catalog import format_list_json, format_list_table, list_modelkits
+    from pymodelkit.store import LocalStore
+
+    assert _run(capsys, "pack", str(_tree(tmp_path / "src")), "-t", "demo:v1,stable")[0] == 0
+    store = LocalStore()
+    [row] = list_modelkits(store, "demo:stable")
+    assert row.tags == ("stable",)
+    code, out, err = _run(capsys, "list", "demo:stable")
+    assert (code, err) == (0, "")
+    assert out == format_list_table([row])
+    assert out.splitlines()[1].split() == ["demo", "stable", "Ada", "demo", *out.splitlines()[1].split()[4:6],
+                                           str(row.digest)]
+    code, out, _ = _run(capsys, "list", "demo:v1", "--format", "json")
+    assert (code, out) == (0, format_list_json(list_modelkits(store, "demo:v1")) + "\n")
+    assert [(r["repo"], r["tags"]) for r in json.loads(out)] == [("demo", ["v1"])]
+
+
 @pytest.mark.parametrize(
     ("kitfile", "code", "fragment"),
     [

@@ -108,6 +108,23 @@ def test_pack_list_inspect_info_tag_and_remove_in_the_local_store(tmp_path: Path
     assert kit.list().splitlines()[1:] == []
 
 
+def test_list_of_a_tag_or_digest_lists_that_one_only_as_kit_list_does(tmp_path: Path) -> None:
+    """pykitops hands ``kit list`` its argument as given, so ``list("churn:v1")`` is kit's ``list churn:v1``."""
+    from pymodelkit.catalog import format_list_table, list_modelkits
+
+    src = _source(tmp_path)
+    kit.pack("churn:v1", working_directory=str(src))
+    kit.tag("churn:v1", "churn:v2")
+    assert [line.split()[:2] for line in kit.list("churn:v2").splitlines()[1:]] == [["churn", "v2"]]
+    assert kit.list("churn:v2") == format_list_table(list_modelkits(None, "churn:v2")).strip()
+    digest = kit.inspect("churn:v1")["digest"]
+    assert [line.split()[1] for line in kit.list(f"churn@{digest}").splitlines()[1:]] == ["v1", "v2"]
+    assert kit.list("churn:v3").splitlines()[1:] == []
+    with pytest.raises(KitCommandError) as several:
+        kit.list("churn:v1,v2")
+    assert several.value.stderr == "reference cannot include multiple tags: 'churn:v1,v2'"
+
+
 def test_pack_file_and_compression_flags(tmp_path: Path) -> None:
     src = _source(tmp_path)
     (src / "Kitfile.alt").write_text(KITFILE.replace("name: churn\n  authors", "name: alt\n  authors"))

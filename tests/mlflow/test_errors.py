@@ -169,6 +169,21 @@ def test_server_that_is_not_mlflow_leaves_its_html_out(
                               f"{endpoint}, not as an MLflow tracking server does\n")
 
 
+def test_provenance_warning_from_a_server_that_is_not_mlflow_is_the_same_one_line(
+    world: MlflowWorld, not_mlflow: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A local model packs without its run's facts when the store cannot give them; the warning quotes MLflow's
+    reason as the errors do (no HTML, not the first line of it)."""
+    folder = _broken_model(tmp_path / "model", f"run_id: {MISSING_RUN}\nflavors:\n  python_function: {{}}\n")
+    with caplog.at_level(logging.WARNING, logger="pymodelkit"):
+        result = pack_mlflow_model(str(folder), tracking_uri=not_mlflow)
+    assert (result.provenance.run_id, result.provenance.run_name) == (MISSING_RUN, "")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Cannot read run {MISSING_RUN} from the MLflow tracking store: the server answered HTTP 404 to "
+        "/api/2.0/mlflow/runs/get, not as an MLflow tracking server does"
+    ]
+
+
 def test_unsupported_tracking_store_is_named(world: MlflowWorld, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _cli(capsys, "models:/iris/1", "--tracking-uri", "foo://bar")
     assert code == 1 and len(err.splitlines()) == 1

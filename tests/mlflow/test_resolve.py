@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pymodelkit.errors import ModelKitError, NotFoundError
-from pymodelkit.mlflow import ModelOrigin, check_tracking_store, fetch_model, pack_mlflow_model
+from pymodelkit.kitfile.mlmodel import load_mlmodel_document
+from pymodelkit.mlflow import ModelOrigin, bridge, check_tracking_store, fetch_model, pack_mlflow_model, resolve
 from tests.mlflow.world import ALIAS, REGISTERED_NAME, MlflowWorld
 
 MISSING_RUN = "0123456789abcdef0123456789abcdef"
@@ -164,3 +166,48 @@ def test_relative_sqlite_store_is_relative_to_the_cwd(world: MlflowWorld, tmp_pa
     (tmp_path / "relative.db").write_bytes(b"")  # the world fixture made tmp_path the cwd
     check_tracking_store("sqlite:///relative.db")
     assert [p.name for p in tmp_path.iterdir()] == ["relative.db"]
+
+
+# --- each check and parse happens once (counted through the module attributes the calls go through) ------------------
+
+
+class _Counted:
+    """A wrapper of ``call`` that counts its calls."""
+
+    def __init__(self, call: Callable[..., object]) -> None:
+        self.call = call
+        self.calls = 0
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        return self.call(*args, **kwargs)
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> tuple[_Counted, _Counted]:
+    """Count ``check_model_uri`` (as the bridge and resolve call it) and resolve's parses of an MLmodel file."""
+    check = _Counted(resolve.check_model_uri)
+    monkeypatch.setattr(resolve, "check_model_uri", check)
+    monkeypatch.setattr(bridge, "check_model_uri", check)
+    parse = _Counted(load_mlmodel_document)
+    monkeypatch.setattr("pymodelkit.mlflow.resolve.load_mlmodel_document", parse)
+    return check, parse
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_pack_checks_the_uri_once_and_parses_the_mlmodel_once(
+    world: MlflowWorld, counted: tuple[_Counted, _Counted], local: bool
+) -> None:
+    uri = str(world.mlflow2_dir) if local else f"runs:/{world.pickle_run_id}"
+    result = pack_mlflow_model(uri, tag="once/m:1")
+    assert (result.provenance.source_uri, result.pack.reference is not None) == (uri, True)
+    assert [c.calls for c in counted] == [1, 1]
+
+
+def test_fetch_model_checks_the_uri_once_and_parses_a_local_mlmodel_once(
+    world: MlflowWorld, counted: tuple[_Counted, _Counted], tmp_path: Path
+) -> None:
+    resolved = fetch_model(str(world.mlflow2_dir), tmp_path / "m")
+    assert resolved.mlmodel == load_mlmodel_document((world.mlflow2_dir / "MLmodel").read_bytes(), source="MLmodel")
+    assert (resolved.path / "MLmodel").read_bytes() == (world.mlflow2_dir / "MLmodel").read_bytes()
+    assert [c.calls for c in counted] == [1, 1]
