@@ -1,16 +1,24 @@
 """The ``pymodelkit`` command: global options, logging, and one-line errors with distinct exit codes.
 
 Each subcommand lives in its own module and is one call of the library. Failures print one line on stderr
-(``pymodelkit: error: …``) and exit non-zero; ``-v`` adds the traceback.
+(``pymodelkit: error: …``) and exit non-zero; ``-v`` adds the traceback (``docs/cli.md``, "Errors and exit codes").
+A usage error is click's message on that line, followed by where the help is: ``pymodelkit: error: Missing argument
+'REFERENCE'. (see 'pymodelkit pull --help')`` (exit 2). Ctrl-C is ``interrupted`` (exit 130); SIGTERM, which
+:func:`main` turns into an interrupt for the duration of the command so that the same clean-ups run, is
+``terminated`` (exit 143).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -85,13 +93,81 @@ class _Interrupted(Exception):
 
 
 class _Group(click.Group):
-    """The top-level group: a Ctrl-C during a command reaches :func:`main` as :class:`_Interrupted`."""
+    """The top-level group: a Ctrl-C (or SIGTERM) while the arguments are parsed or a command runs reaches
+    :func:`main` as :class:`_Interrupted`."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: object
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             raise _Interrupted() from exc
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM: a KeyboardInterrupt, so every clean-up that Ctrl-C runs runs for it."""
+
+
+class _SigtermAsInterrupt:
+    """SIGTERM as Ctrl-C while a command runs in the main thread: the first one raises :class:`_Terminated` there.
+
+    Later ones are ignored, so that the clean-up the first one started (an unpack's rollback, a pull stopping its
+    workers, a writer removing its temp file) finishes instead of being cut short; ``SIGKILL`` (what ``docker stop``
+    and systemd send when their grace period is over) still ends the process, and Ctrl-C still interrupts it.
+    :meth:`close` ends the command's part: a SIGTERM after it, when none came before, is only recorded, and
+    :meth:`restore` (which puts back the handler in place before) passes it on to that handler. Off the main thread,
+    or when the handler in place was not set from Python (it could not be put back), nothing is installed.
+    """
+
+    def __init__(self) -> None:
+        self.fired = False  # a SIGTERM was raised as _Terminated
+        self._closed = False
+        self._late = False  # a SIGTERM came after close(), none before
+        self._previous: object = None
+        self._installed = False
+
+    def install(self) -> None:
+        """Handle SIGTERM from now on, if this is the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is None:
+            return
+        self._previous = previous
+        try:
+            signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main interpreter's main thread
+            return
+        self._installed = True
+
+    def close(self) -> None:
+        """The command is over: no SIGTERM raises any more."""
+        self._closed = True
+
+    def restore(self) -> None:
+        """Put back the handler in place before, and hand it a SIGTERM that came after :meth:`close`."""
+        if not self._installed:
+            return
+        self._installed = False
+        signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]
+        if self._late:
+            signal.raise_signal(signal.SIGTERM)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.fired:
+            return  # a second SIGTERM during the clean-up: ignored
+        if self._closed:
+            self._late = True
+            return
+        self.fired = True
+        raise _Terminated()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -165,35 +241,93 @@ def _exit_code(error: BaseException) -> int:
     return 1
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """How a run ended: its exit code, the line to print on stderr (if any), the error whose traceback ``-v`` adds."""
+
+    code: int
+    line: str | None = None
+    error: BaseException | None = None
+
+
+_INTERRUPTED = _Outcome(130, "pymodelkit: error: interrupted")
+_TERMINATED = _Outcome(128 + int(signal.SIGTERM), "pymodelkit: error: terminated")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code instead of raising (``pymodelkit`` console script)."""
+    """Run the CLI; returns the exit code instead of raising (``pymodelkit`` console script).
+
+    In the main thread a SIGTERM during the command is handled as Ctrl-C is (the command's clean-ups run), then
+    reported as ``pymodelkit: error: terminated`` with exit code 143; the SIGTERM handler in place before is restored.
+    """
     args = _kit_spellings(list(argv) if argv is not None else sys.argv[1:])
     verbose = any(arg in ("-v", "-vv", "-vvv", "--verbose") for arg in args)
+    termination = _SigtermAsInterrupt()
+    try:
+        outcome = _outcome(args, termination)
+        # still under the handler, which raises no more: a SIGTERM cannot cut the line short nor add a second one
+        if outcome.error is not None and verbose:
+            traceback.print_exception(outcome.error)
+        if outcome.line is not None:
+            click.echo(outcome.line, err=True)
+        return outcome.code
+    finally:
+        termination.restore()
+
+
+def _outcome(args: list[str], termination: _SigtermAsInterrupt) -> _Outcome:
+    """Run the command with SIGTERM raising in the main thread; how it ended."""
+    outcome = _TERMINATED
+    try:
+        termination.install()
+        try:
+            outcome = _run(args)
+        except (_Interrupted, KeyboardInterrupt):
+            outcome = _INTERRUPTED
+        termination.close()
+    except _Terminated:  # the SIGTERM landed in the lines above, out of the command: it is raised only once
+        pass
+    termination.close()
+    return _TERMINATED if termination.fired else outcome
+
+
+def _run(args: list[str]) -> _Outcome:
+    """Run the command; how it failed, if it did. An interrupt is raised, as :class:`_Interrupted` or as itself."""
     try:
         cli.main(args=args, prog_name="pymodelkit", standalone_mode=False)
-    except (_Interrupted, KeyboardInterrupt):
-        click.echo("pymodelkit: error: interrupted", err=True)
-        return 130
-    except click.exceptions.Abort:  # a prompt answered with Ctrl-C or end of input
-        click.echo("pymodelkit: error: aborted", err=True)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except click.exceptions.Abort:  # a prompt answered with Ctrl-C (or SIGTERM) or end of input
+        return _Outcome(130, "pymodelkit: error: aborted")
+    except click.UsageError as exc:
+        if _NO_ARGS_IS_HELP is not None and isinstance(exc, _NO_ARGS_IS_HELP):  # a bare group: its help, as before
+            return _Outcome(exc.exit_code, exc.format_message())
+        return _Outcome(exc.exit_code, f"pymodelkit: error: {_usage_line(exc)}")
+    except click.ClickException as exc:  # click.FileError and the like
+        return _Outcome(exc.exit_code, f"pymodelkit: error: {_one_line(exc.format_message())}")
     except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
+        return _Outcome(int(exc.exit_code))
     except errors.ModelKitError as exc:
-        if verbose:
-            traceback.print_exc()
-        click.echo(f"pymodelkit: error: {_one_line(str(exc))}", err=True)
-        return _exit_code(exc)
+        return _Outcome(_exit_code(exc), f"pymodelkit: error: {_one_line(str(exc))}", exc)
     except OSError as exc:
-        if verbose:
-            traceback.print_exc()
         where = f" ({exc.filename})" if exc.filename else ""
-        click.echo(f"pymodelkit: error: {exc.strerror or exc}{where}", err=True)
-        return 1
-    return 0
+        return _Outcome(1, f"pymodelkit: error: {exc.strerror or exc}{where}", exc)
+    return _Outcome(0)
+
+
+# click 8.2+: a group run with no arguments raises this usage error, whose message is the group's help
+_NO_ARGS_IS_HELP: type[click.UsageError] | None = getattr(click.exceptions, "NoArgsIsHelpError", None)
+
+
+def _usage_line(error: click.UsageError) -> str:
+    """Click's message, then the help of the command that was used wrongly: ``… (see 'pymodelkit pull --help')``."""
+    message = _one_line(error.format_message())
+    ctx = error.ctx
+    if ctx is None:
+        return f"{message} (see 'pymodelkit --help')"
+    if ctx.command.get_help_option(ctx) is None:
+        return message
+    names = ctx.help_option_names
+    option = next((name for name in names if name.startswith("--")), names[0])
+    return f"{message} (see '{ctx.command_path} {option}')"
 
 
 def _kit_spellings(args: list[str]) -> list[str]:

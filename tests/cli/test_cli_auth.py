@@ -85,7 +85,8 @@ def test_an_empty_password_on_stdin_is_a_usage_error(
 ) -> None:
     code, out, err = _run(capsys, monkeypatch, "login", "127.0.0.1:9", "-u", "modelkit", "--password-stdin", stdin="")
     assert (code, out) == (2, "")
-    assert err.endswith("Error: failed to read password from stdin: got empty string\n")
+    assert err == ("pymodelkit: error: failed to read password from stdin: got empty string "
+                   "(see 'pymodelkit login --help')\n")
     assert not (clean_environ / "kitops").exists()
 
 

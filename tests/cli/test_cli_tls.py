@@ -165,7 +165,8 @@ def test_unreadable_tls_files_fail_before_any_request(
     assert code == 2 and f"Invalid value for '--tls-cert': File '{missing}' does not exist." in err
 
     code, _, err = _run(capsys, "--config", str(home), "pull", "--key", str(client.key), ref)
-    assert code == 2 and "Error: --key needs a client certificate: give --cert (or set KITOPS_CLIENT_CERT)" in err
+    assert code == 2 and err == ("pymodelkit: error: --key needs a client certificate: give --cert (or set "
+                                 "KITOPS_CLIENT_CERT) (see 'pymodelkit pull --help')\n")
 
     # the variable overrides --cert; its file is checked when the first client is made, so local commands still work
     monkeypatch.setenv("KITOPS_CLIENT_CERT", str(missing))

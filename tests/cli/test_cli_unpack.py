@@ -107,7 +107,8 @@ def test_a_filter_that_does_not_parse_is_a_usage_error(
     code, out, err = _run(capsys, "unpack", "demo:v1", "-d", base / "out", "-f", "model", "-f", value)
     assert code == 2
     assert out == ""
-    assert err.splitlines()[-1] == f"Error: Invalid value for '-f' / '--filter': {value!r}: {reason}"
+    assert err == (f"pymodelkit: error: Invalid value for '-f' / '--filter': {value!r}: {reason} "
+                   "(see 'pymodelkit unpack --help')\n")
     assert sorted(_snapshot(base)) == ["notes.txt"]  # not even the target directory
 
 
