@@ -1,40 +1,28 @@
-"""One registry, one ``httpx.Client``: scheme choice, TLS, proxies, auth, retry, and the manifest, blob and tag calls
-(spec ``oci-distribution.md`` §1.1, §1.9, §1.11, §2; STYLE rule 4).
+"""One registry, one ``httpx.Client``: auth, the transport stack, and the manifest, blob and tag calls (spec
+``oci-distribution.md`` §1.1, §1.9, §1.11, §2; STYLE rule 4).
 
-The transport stack is auth (``pymodelkit.registry.auth.RegistryAuth``, an ``httpx.Auth``) over
-:class:`~pymodelkit.registry.retry.RetryTransport` over :class:`~pymodelkit.registry.tls.SchemeTransport` (plain
-``httpx.HTTPTransport`` for http, a verifying one built on the first https request); logging is an event hook. Every
+Auth (``pymodelkit.registry.auth.RegistryAuth``, an ``httpx.Auth``) sits over the transport stack of
+``registry/transport.py`` (retry over a transport per scheme, environment proxies); logging is an event hook. Every
 request carries the scopes it needs in ``request.extensions["pymodelkit.scopes"]``. Blob GET and HEAD follow
 redirects by hand and never send credentials to another host. Uploads are in ``upload.py``, downloads in
-``download.py``; this module only knows single exchanges. (Over 400 lines: the transport set-up — TLS, proxies,
-scheme probe — could move to its own module.)
+``download.py``; this module only knows single exchanges. What ``GET /v2/`` probes say about the server — the scheme
+a loopback registry speaks, whether it answers, whether it is an OCI registry at all — is ``registry/probe.py``'s.
 
 The TLS files (CA files, client certificate) are checked when the client is made if it may speak https to the
 registry: always, except with plain HTTP (``plain_http=True``, ``PYMODELKIT_PLAIN_HTTP``), which reads no TLS file
 unless an https request is made after all (a redirect to https storage, an https token server).
 
 Every wait of a request (to connect, then for each read and write) is bounded by ``timeout_s``, default
-``PYMODELKIT_TIMEOUT`` (30 s), and a timed-out request is not retried. The https probe of a loopback registry waits at
-most 10 s; when it times out, a plain-http ``GET /v2/`` gets as long, and if that times out too the registry is
-unreachable (a server that accepts connections and never answers costs about 20 s, not minutes).
-
-An error answer without the distribution header (``Docker-Distribution-API-Version``) makes the client ask the server
-``GET /v2/`` once (unauthenticated; the answer is kept): a web server that is no registry (a 404 page there) fails
-every request with ``<registry> is not an OCI registry (GET …/v2/ answered 404 text/html)``, exit 11, instead of a
-"not found" quoting its HTML (``responses.not_a_registry``).
+``PYMODELKIT_TIMEOUT`` (30 s), and a timed-out request is not retried; a probe waits at most 10 s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import ipaddress
 import logging
 import re
-import ssl
-import threading
-import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -48,23 +36,11 @@ from pymodelkit.errors import DigestMismatchError, RegistryError
 from pymodelkit.oci.digest import Digest
 from pymodelkit.oci.manifest import MAX_MANIFEST_BYTES
 from pymodelkit.oci.mediatypes import MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST
-from pymodelkit.registry.responses import (
-    API_VERSION_HEADER,
-    check_response,
-    not_a_registry,
-    redact_url,
-    transport_failure,
-)
-from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, NO_RETRY_EXTENSION, RetryPolicy, RetryTransport
-from pymodelkit.registry.tls import (
-    CaBundle,
-    ClientCert,
-    SchemeTransport,
-    TlsOptions,
-    deferred_tls_options,
-    plain_transport,
-    ssl_context,
-)
+from pymodelkit.registry.probe import PROBE_TIMEOUT_S, ServerProbe, is_certificate_error
+from pymodelkit.registry.responses import check_response, redact_url, transport_failure
+from pymodelkit.registry.retry import DEFAULT_RETRY_POLICY, NO_RETRY_EXTENSION, RetryPolicy
+from pymodelkit.registry.tls import CaBundle, ClientCert, deferred_tls_options
+from pymodelkit.registry.transport import is_loopback, registry_transports
 
 if TYPE_CHECKING:
     from pymodelkit.registry.credentials import CredentialSource
@@ -77,8 +53,8 @@ __all__ = [
     "FetchedManifest",
     "RegistryClient",
     "delete_scope",
-    "is_certificate_error",
-    "is_loopback",
+    "is_certificate_error",  # (from registry/probe.py; importable here as before)
+    "is_loopback",  # (from registry/transport.py, as registry_transports)
     "pull_scope",
     "push_scope",
     "registry_transports",
@@ -96,7 +72,6 @@ MANIFEST_ACCEPT = ", ".join(
 # blob's bytes as stored, so a proxy that would gzip it cannot break the size and digest checks.
 BLOB_GET_HEADERS: Mapping[str, str] = MappingProxyType({"Accept-Encoding": "identity"})
 MAX_REDIRECTS = 10
-PROBE_TIMEOUT_S = 10.0
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 
@@ -114,21 +89,6 @@ def push_scope(repository: str) -> str:
 def delete_scope(repository: str) -> str:
     """The token scope for deleting manifests or tags of ``repository`` (as kit asks: delete and pull)."""
     return f"repository:{repository}:delete,pull"
-
-
-def is_loopback(registry: str) -> bool:
-    """Tell whether ``registry`` (``host[:port]``) is ``localhost``, in ``127.0.0.0/8`` or ``::1``."""
-    host = registry
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host[1:]
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,19 +142,13 @@ class RegistryClient:
         self.timeout_s = settings.registry_timeout() if timeout_s is None else timeout_s
         if not self.timeout_s > 0:
             raise ValueError("timeout_s must be a positive number of seconds")
-        self._probe_timeout_s = min(PROBE_TIMEOUT_S, self.timeout_s)
-        self._verdict_lock = threading.Lock()
-        self._verdict_known = False
-        self._not_registry: RegistryError | None = None  # what GET /v2/ said, once asked: see _refuse_non_registry
         if plain_http is None and settings.plain_http():
             plain_http = True
-        self._scheme: str | None = None if plain_http is None else ("http" if plain_http else "https")
-        if self._scheme is None and not is_loopback(self.host):
-            self._scheme = "https"
-        self._scheme_lock = threading.Lock()
-        self._unreachable: RegistryError | None = None
+        scheme: str | None = None if plain_http is None else ("http" if plain_http else "https")
+        if scheme is None and not is_loopback(self.host):
+            scheme = "https"
         tls_files = deferred_tls_options(ca_bundle=ca_bundle, client_cert=client_cert)
-        if self._scheme != "http":
+        if scheme != "http":
             tls_files()  # https to the registry (or a probe of it): check the files now, before any request
         base, mounts = registry_transports(self.host, tls_files=tls_files, tls_verify=tls_verify,
                                            trust_env=trust_env, retry=retry, transport=transport)
@@ -208,6 +162,8 @@ class RegistryClient:
             trust_env=trust_env,
             event_hooks={"request": [_log_request], "response": [_log_response]},
         )
+        self._probe = ServerProbe(registry, self.host, scheme=scheme, timeout_s=min(PROBE_TIMEOUT_S, self.timeout_s),
+                                  send=self._send_probe)
 
     # ----- plumbing ----------------------------------------------------------------------------------------------
 
@@ -216,16 +172,7 @@ class RegistryClient:
         """``scheme://host``, probing https first for a loopback registry on first use.
 
         Raises RegistryError when the probe found the registry unreachable (every later call raises it again)."""
-        with self._scheme_lock:
-            if self._scheme is None:
-                if self._unreachable is not None:
-                    raise _fresh(self._unreachable)
-                try:
-                    self._scheme = self._probe_scheme()
-                except RegistryError as exc:
-                    self._unreachable = exc  # the threads waiting on the lock do not wait the probe out again
-                    raise
-            return f"{self._scheme}://{self.host}"
+        return f"{self._probe.fetch_scheme()}://{self.host}"
 
     def url(self, path: str) -> str:
         """The absolute URL of ``/v2/<path>``."""
@@ -276,7 +223,7 @@ class RegistryClient:
         except httpx.TransportError as exc:
             raise transport_failure(exc, registry=self.registry) from exc
         if authenticate and response.status_code >= 400:  # (not for an answer from another host: a redirect's)
-            self._refuse_non_registry(response)
+            self._probe.check_error_answer(response)
         return response
 
     def send_following(
@@ -326,10 +273,7 @@ class RegistryClient:
         """``GET /v2/``: check that the registry answers and accepts us. Raises RegistryError or AuthError."""
         response = self.send("GET", self.url(""), scopes=())
         if response.is_success:
-            self._record_verdict(response)  # a web page at /v2/ is no registry either
-            if self._not_registry is not None:
-                response.close()
-                raise _fresh(self._not_registry)
+            self._probe.check_v2_answer(response)  # a web page at /v2/ is no registry either
         check_response(response, 200, subject=f"registry {self.registry}")
         response.close()
 
@@ -475,93 +419,12 @@ class RegistryClient:
             method=response.request.method, url=redact_url(response.request.url), status=response.status_code,
         )
 
-    def _probe_scheme(self) -> str:
-        try:
-            self._send_probe(f"https://{self.host}/v2/").close()
-        except httpx.TransportError as exc:
-            if is_certificate_error(exc):  # it speaks TLS, with a certificate we do not trust: say so, over https
-                return "https"
-            if isinstance(exc, httpx.TimeoutException):
-                return self._probe_plain_http()
-            logger.debug("%s does not answer https (%s): using plain http", self.host, type(exc).__name__)
-            return "http"
-        return "https"
-
-    def _probe_plain_http(self) -> str:
-        """After an https probe that timed out: ``GET /v2/`` over http, as long; silent too, the registry is
-        unreachable (a server that accepts connections and never answers)."""
-        url = f"http://{self.host}/v2/"
-        try:
-            response = self._send_probe(url)
-        except httpx.TimeoutException as exc:
-            raise RegistryError(
-                f"cannot reach registry {self.registry}: no answer over https or http within "
-                f"{self._probe_timeout_s:g} s [GET {redact_url(url)}]",
-                method="GET", url=redact_url(url), status=None, detail=type(exc).__name__, is_temporary=True,
-            ) from exc
-        except httpx.TransportError as exc:
-            logger.debug("%s does not answer https (timed out) nor http (%s): using plain http", self.host,
-                         type(exc).__name__)
-            return "http"
-        try:
-            self._record_verdict(response)
-        finally:
-            response.close()
-        logger.debug("%s does not answer https (timed out), answers http: using plain http", self.host)
-        return "http"
-
     def _send_probe(self, url: str) -> httpx.Response:
         """An unauthenticated, unretried ``GET`` of ``url`` waiting at most the probe timeout; its body unread."""
         request = self._client.build_request(
-            "GET", url, extensions={SCOPES_EXTENSION: (), NO_RETRY_EXTENSION: True}, timeout=self._probe_timeout_s
+            "GET", url, extensions={SCOPES_EXTENSION: (), NO_RETRY_EXTENSION: True}, timeout=self._probe.timeout_s
         )
         return self._client.send(request, auth=None, stream=True)
-
-    def _refuse_non_registry(self, response: httpx.Response) -> None:
-        """For an error answer of the registry's host: raise (closing it) if the server is no OCI registry.
-
-        An answer carrying the distribution header is a registry's. Otherwise the server's answer to ``GET /v2/``
-        decides (``responses.not_a_registry``): this one if it is that request, else one unauthenticated probe per
-        client, whose verdict is kept. A probe that gets no answer gives no verdict (and is not sent again): the
-        error at hand stands.
-        """
-        if response.status_code == 401 or API_VERSION_HEADER in response.headers:
-            return
-        request = response.request
-        v2_url = self.url("")
-        if request.method == "GET" and str(request.url) == v2_url:
-            self._record_verdict(response)
-        elif not self._verdict_known:
-            with self._verdict_lock:
-                if not self._verdict_known:
-                    try:
-                        probe = self._send_probe(v2_url)
-                    except httpx.TransportError as exc:
-                        logger.debug("GET %s for a verdict failed: %s", redact_url(v2_url), type(exc).__name__)
-                        self._verdict_known = True  # no verdict, and no second probe (it could wait as long again)
-                        return
-                    try:
-                        self._record_verdict(probe, locked=True)
-                    finally:
-                        probe.close()
-        if self._not_registry is not None:
-            response.close()
-            raise _fresh(self._not_registry)
-
-    def _record_verdict(self, response: httpx.Response, *, locked: bool = False) -> None:
-        """Keep what ``response``, an answer to ``GET /v2/``, says about the server (the first verdict stays)."""
-        if not locked:
-            with self._verdict_lock:
-                self._record_verdict(response, locked=True)
-            return
-        if not self._verdict_known:
-            self._not_registry = not_a_registry(self.registry, response)
-            self._verdict_known = True
-
-
-def _fresh(error: RegistryError) -> RegistryError:
-    """A copy of a kept ``error``, to raise: one instance raised by several threads would share its traceback."""
-    return RegistryError(error.message, **error.details)
 
 
 class _ReplayableStream(httpx.SyncByteStream):
@@ -599,58 +462,6 @@ def _verify_manifest_digest(subject: str, data: bytes, reference: str, header: s
     return computed["sha256"]
 
 
-def is_certificate_error(exc: BaseException) -> bool:
-    """Whether ``exc`` says the peer speaks TLS and the handshake failed over a certificate: one we do not trust, or
-    a TLS alert (it wants a client certificate, or refused ours). A plain-HTTP server sends neither."""
-    current: BaseException | None = exc
-    for _ in range(10):
-        if current is None:
-            return False
-        text = str(current)
-        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
-            return True
-        if isinstance(current, ssl.SSLError) and "ALERT" in (current.reason or text).upper():
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def registry_transports(
-    host: str,
-    *,
-    tls_files: Callable[[], TlsOptions],
-    tls_verify: bool,
-    trust_env: bool,
-    retry: RetryPolicy,
-    transport: httpx.BaseTransport | None = None,
-) -> tuple[httpx.BaseTransport, dict[str, httpx.BaseTransport | None]]:
-    """The ``transport`` and ``mounts`` of an ``httpx.Client`` for the registry at ``host``, each retrying as
-    ``retry`` says. http requests go through a transport that never loads the CA bundle; https ones through a
-    verifying one built on the first https request (registry/tls.py), with the files ``tls_files`` returns then.
-    With ``trust_env``, ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` and ``SSL_CERT_FILE``/``SSL_CERT_DIR`` apply, but
-    a loopback ``host`` is never proxied; an https proxy is a TLS peer for every request, so its transport is built
-    (and ``tls_files`` called) here. ``transport`` replaces the HTTP transport (tests), with no proxies."""
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-
-    def through(proxy: str | None) -> httpx.BaseTransport:
-        def secure() -> httpx.BaseTransport:
-            files = tls_files()
-            verify = ssl_context(tls_verify=tls_verify, ca_bundle=files.ca_files, trust_env=trust_env,
-                                 client_cert=files.client_cert)
-            return httpx.HTTPTransport(verify=verify, limits=limits, proxy=proxy)
-
-        if proxy is not None and proxy.lower().startswith("https://"):
-            return secure()
-        return SchemeTransport(plain_transport(limits, proxy), secure)
-
-    base = transport if transport is not None else through(None)
-    mounts: dict[str, httpx.BaseTransport | None] = {}
-    if trust_env and transport is None and not is_loopback(host):
-        for pattern, proxy in _environment_proxies().items():
-            mounts[pattern] = None if proxy is None else RetryTransport(through(proxy), retry)
-    return RetryTransport(base, retry), mounts
-
-
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     default = {"http": 80, "https": 443}.get(url.scheme)
     return url.scheme, url.host.lower(), url.port if url.port is not None else default
@@ -674,31 +485,6 @@ def _make_auth(registry: str, credentials: CredentialSource | None) -> httpx.Aut
         return None
     auth: httpx.Auth = auth_module.RegistryAuth(registry, credentials)
     return auth
-
-
-def _environment_proxies() -> dict[str, str | None]:
-    """httpx mount patterns for ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` and the ``NO_PROXY`` exceptions."""
-    found = urllib.request.getproxies_environment()
-    mounts: dict[str, str | None] = {}
-    for scheme in ("http", "https", "all"):
-        proxy = found.get(scheme)
-        if proxy:
-            mounts[f"{scheme}://"] = proxy if "://" in proxy else f"http://{proxy}"
-    for entry in (part.strip() for part in found.get("no", "").split(",")):
-        if entry == "*":
-            return {}
-        if not entry:
-            continue
-        if "://" in entry:
-            mounts[entry] = None
-            continue
-        try:
-            address = ipaddress.ip_address(entry)
-        except ValueError:
-            mounts[f"all://*{entry}"] = None
-            continue
-        mounts[f"all://[{entry}]" if address.version == 6 else f"all://{entry}"] = None
-    return mounts
 
 
 def _log_request(request: httpx.Request) -> None:

@@ -183,6 +183,12 @@ def run_upload(
     ``on_offset(n)`` is told the acknowledged offset (it goes back on a retry). ``failed(error, attempts)`` makes the
     error raised when the error is final or the retries are spent. Returns ``present`` when the registry turned out
     to have the blob already. Raises :class:`UploadStopped` when ``stop`` is set.
+
+    However it fails once a session is open (stopped, retries spent, a final registry error, or anything else the
+    body raises: a digest mismatch of a verified source, an ``OSError`` reading the file), the session is cancelled
+    first (:func:`cancel_upload`, best effort) and the original error is raised. (A registry that kept bytes of the
+    cut request may refuse the cancel: distribution 2.8 answers ``BLOB_UPLOAD_INVALID`` to a session URL whose offset
+    is behind, and keeps the session until it purges stale uploads.)
     """
     report = on_offset if on_offset is not None else (lambda _offset: None)
     session: UploadSession | None = None
@@ -209,6 +215,7 @@ def run_upload(
             host = urlsplit(session.location).hostname or ""  # kit decides by the upload Location's host
             if session.offset and always_monolithic(host):  # a cut PUT left bytes: these take no PATCH
                 cancel_upload(client, session)
+                session = None  # (cancelled already, should the POST fail)
                 session = start_upload(client, repository)
             report(session.offset)
             if session.offset == 0 and upload_format(host, size, chunk_bytes) == "monolithic":
@@ -216,14 +223,17 @@ def run_upload(
             else:
                 while session.offset < size:
                     if stop is not None and stop.is_set():
-                        cancel_upload(client, session)
-                        raise UploadStopped
+                        raise UploadStopped  # (cancelled below)
                     session = send_chunk(client, session, span(session.offset, min(chunk_bytes, size - session.offset)))
                     report(session.offset)
                 finish_upload(client, session, digest)
             return "uploaded"
         except RegistryError as exc:
             error = exc
+        except Exception:
+            if session is not None:
+                cancel_upload(client, session)
+            raise
         if session is not None and session.offset > before:
             attempt, last_progress = 0, time.monotonic()
         attempt += 1
@@ -237,6 +247,8 @@ def run_upload(
         elif error.status == 416 or error.is_temporary:
             need_status = session is not None
         else:
+            if session is not None:
+                cancel_upload(client, session)
             raise failed(error, attempt) from error
         if (stop is not None and stop.is_set()) or not retry.allows(attempt, time.monotonic() - last_progress, delay):
             if session is not None:
@@ -492,7 +504,8 @@ def push_bytes(client: RegistryClient, repository: str, data: bytes) -> UploadOu
     repository has it already: ``present`` then (HEAD, :meth:`RegistryClient.has_blob`), else ``uploaded``.
 
     The POST is sent once; the PUT, its body in memory, is retried alone on a dropped connection or 408/429/5xx
-    (``registry/retry.py``), as the signing modules have always pushed their blobs.
+    (``registry/retry.py``), as the signing modules have always pushed their blobs. A PUT that fails for good
+    cancels the session (:func:`cancel_upload`, best effort).
 
     Raises:
         RegistryError, AuthError: the registry refused (e.g. 400 DIGEST_INVALID) or could not be reached.
@@ -500,13 +513,15 @@ def push_bytes(client: RegistryClient, repository: str, data: bytes) -> UploadOu
     digest = Digest.from_bytes(data)
     if client.has_blob(repository, digest, len(data)):
         return "present"
+    session = start_upload(client, repository)
     try:
-        _put_digest(client, start_upload(client, repository), digest, data, retry=True)
+        _put_digest(client, session, digest, data, retry=True)
     except RegistryError:
         # A retried PUT whose first try the registry committed (its answer lost) finds the session gone: the blob
         # being there is what counts.
         if client.has_blob(repository, digest, len(data)):
             return "uploaded"
+        cancel_upload(client, session)
         raise
     return "uploaded"
 
