@@ -109,6 +109,13 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             raise _Interrupted() from exc
+        finally:  # the command is over: a SIGTERM in click's teardown after it must not raise where click prints
+            termination = getattr(_RUNNING, "termination", None)
+            if termination is not None:
+                termination.close()
+
+
+_RUNNING = threading.local()  # .termination: the _SigtermAsInterrupt of the main() running in this thread
 
 
 class _Terminated(KeyboardInterrupt):
@@ -122,8 +129,11 @@ class _SigtermAsInterrupt:
     workers, a writer removing its temp file) finishes instead of being cut short; ``SIGKILL`` (what ``docker stop``
     and systemd send when their grace period is over) still ends the process, and Ctrl-C still interrupts it.
     :meth:`close` ends the command's part: a SIGTERM after it, when none came before, is only recorded, and
-    :meth:`restore` (which puts back the handler in place before) passes it on to that handler. Off the main thread,
-    or when the handler in place was not set from Python (it could not be put back), nothing is installed.
+    :meth:`restore` (which puts back the handler in place before) passes it on to that handler; so does it with the
+    SIGTERM that stopped the command when that handler is a Python function (a program embedding :func:`main` that
+    has its own shutdown), not when it is the default action (the console script: it exits 143 with its line). Off
+    the main thread, or when the handler in place was not set from Python (it could not be put back), nothing is
+    installed.
     """
 
     def __init__(self) -> None:
@@ -140,12 +150,11 @@ class _SigtermAsInterrupt:
         previous = signal.getsignal(signal.SIGTERM)
         if previous is None:
             return
-        self._previous = previous
+        self._previous, self._installed = previous, True  # before the handler: a SIGTERM at once is restored too
         try:
             signal.signal(signal.SIGTERM, self._handle)
         except ValueError:  # not the main interpreter's main thread
-            return
-        self._installed = True
+            self._installed = False
 
     def close(self) -> None:
         """The command is over: no SIGTERM raises any more."""
@@ -157,7 +166,7 @@ class _SigtermAsInterrupt:
             return
         self._installed = False
         signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]
-        if self._late:
+        if self._late or (self.fired and callable(self._previous)):
             signal.raise_signal(signal.SIGTERM)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -258,11 +267,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of raising (``pymodelkit`` console script).
 
     In the main thread a SIGTERM during the command is handled as Ctrl-C is (the command's clean-ups run), then
-    reported as ``pymodelkit: error: terminated`` with exit code 143; the SIGTERM handler in place before is restored.
+    reported as ``pymodelkit: error: terminated`` with exit code 143; the SIGTERM handler in place before is restored
+    (and, when it is a Python function, handed that SIGTERM).
     """
     args = _kit_spellings(list(argv) if argv is not None else sys.argv[1:])
     verbose = any(arg in ("-v", "-vv", "-vvv", "--verbose") for arg in args)
     termination = _SigtermAsInterrupt()
+    outer, _RUNNING.termination = getattr(_RUNNING, "termination", None), termination
     try:
         outcome = _outcome(args, termination)
         # still under the handler, which raises no more: a SIGTERM cannot cut the line short nor add a second one
@@ -272,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             click.echo(outcome.line, err=True)
         return outcome.code
     finally:
+        _RUNNING.termination = outer
         termination.restore()
 
 

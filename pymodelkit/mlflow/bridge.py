@@ -23,9 +23,9 @@ from pymodelkit.kitfile import Kitfile, dump_kitfile
 from pymodelkit.kitfile.generate import generate_kitfile
 from pymodelkit.mlflow.provenance import Provenance, fetch_provenance, redact_uri
 from pymodelkit.mlflow.resolve import (
+    _fetch_checked_model,
     check_model_uri,
     check_tracking_store,
-    fetch_checked_model,
     is_local_model_uri,
     tracking_client,
 )
@@ -135,7 +135,7 @@ def pack_mlflow_model(
     own_dir = workdir is None
     work = Path(tempfile.mkdtemp(prefix="pymodelkit-mlflow-")) if workdir is None else _prepare_workdir(Path(workdir))
     try:
-        resolved = fetch_checked_model(model_uri, work / MODEL_DIR, client=client, tracking_uri=tracking)
+        resolved = _fetch_checked_model(model_uri, work / MODEL_DIR, client=client, tracking_uri=tracking)
         provenance = fetch_provenance(resolved, client=client, tracking_uri=tracking)
         kitfile = _kitfile(work, provenance, name=name, description=description, author=author, version=version,
                            license=license)

@@ -53,7 +53,6 @@ __all__ = [
     "check_model_uri",
     "check_tracking_store",
     "download_error",
-    "fetch_checked_model",
     "fetch_model",
     "is_local_model_uri",
     "tracking_client",
@@ -231,11 +230,11 @@ def fetch_model(uri: str, destination: str | os.PathLike[str], *, client: mlflow
         tracking store or an artifact store cannot be reached or used; any other MLflow failure (one line).
     """
     check_model_uri(uri)
-    return fetch_checked_model(uri, destination, client=client, tracking_uri=tracking_uri)
+    return _fetch_checked_model(uri, destination, client=client, tracking_uri=tracking_uri)
 
 
-def fetch_checked_model(uri: str, destination: str | os.PathLike[str], *, client: mlflow.MlflowClient | None = None,
-                        tracking_uri: str | None = None) -> ResolvedModel:
+def _fetch_checked_model(uri: str, destination: str | os.PathLike[str], *, client: mlflow.MlflowClient | None = None,
+                         tracking_uri: str | None = None) -> ResolvedModel:
     """:func:`fetch_model` of a ``uri`` that :func:`check_model_uri` has accepted already (the bridge checks it
     first, before it asks any tracking store): the same download, result and errors, without checking it again."""
     target = Path(destination)

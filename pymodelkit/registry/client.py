@@ -18,6 +18,7 @@ Every wait of a request (to connect, then for each read and write) is bounded by
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import logging
@@ -162,8 +163,10 @@ class RegistryClient:
             trust_env=trust_env,
             event_hooks={"request": [_log_request], "response": [_log_response]},
         )
-        self._probe = ServerProbe(registry, self.host, scheme=scheme, timeout_s=min(PROBE_TIMEOUT_S, self.timeout_s),
-                                  send=self._send_probe)
+        probe_timeout_s = min(PROBE_TIMEOUT_S, self.timeout_s)
+        # the sender holds the httpx client, not this one: no reference cycle keeps an unclosed client's pool alive
+        self._probe = ServerProbe(registry, self.host, scheme=scheme, timeout_s=probe_timeout_s,
+                                  send=functools.partial(_send_probe, self._client, probe_timeout_s))
 
     # ----- plumbing ----------------------------------------------------------------------------------------------
 
@@ -419,12 +422,13 @@ class RegistryClient:
             method=response.request.method, url=redact_url(response.request.url), status=response.status_code,
         )
 
-    def _send_probe(self, url: str) -> httpx.Response:
-        """An unauthenticated, unretried ``GET`` of ``url`` waiting at most the probe timeout; its body unread."""
-        request = self._client.build_request(
-            "GET", url, extensions={SCOPES_EXTENSION: (), NO_RETRY_EXTENSION: True}, timeout=self._probe.timeout_s
-        )
-        return self._client.send(request, auth=None, stream=True)
+
+
+def _send_probe(client: httpx.Client, timeout_s: float, url: str) -> httpx.Response:
+    """An unauthenticated, unretried ``GET`` of ``url`` waiting at most ``timeout_s``; its body unread."""
+    request = client.build_request("GET", url, extensions={SCOPES_EXTENSION: (), NO_RETRY_EXTENSION: True},
+                                   timeout=timeout_s)
+    return client.send(request, auth=None, stream=True)
 
 
 class _ReplayableStream(httpx.SyncByteStream):

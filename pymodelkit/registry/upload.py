@@ -11,6 +11,7 @@ POST, and a PUT retried alone).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -410,7 +411,7 @@ def cancel_upload(client: RegistryClient, session: UploadSession) -> None:
                          headers={"Content-Length": "0"})
         response.close()
         logger.debug("cancelled upload to %s: %d", session.repository, response.status_code)
-    except RegistryError as exc:
+    except Exception as exc:  # best effort: never in place of the error that made the upload stop
         logger.debug("cancelling upload to %s failed: %s", session.repository, exc)
 
 
@@ -505,7 +506,8 @@ def push_bytes(client: RegistryClient, repository: str, data: bytes) -> UploadOu
 
     The POST is sent once; the PUT, its body in memory, is retried alone on a dropped connection or 408/429/5xx
     (``registry/retry.py``), as the signing modules have always pushed their blobs. A PUT that fails for good
-    cancels the session (:func:`cancel_upload`, best effort).
+    cancels the session (:func:`cancel_upload`, best effort), unless it got no answer (the registry may still be
+    committing it).
 
     Raises:
         RegistryError, AuthError: the registry refused (e.g. 400 DIGEST_INVALID) or could not be reached.
@@ -513,15 +515,18 @@ def push_bytes(client: RegistryClient, repository: str, data: bytes) -> UploadOu
     digest = Digest.from_bytes(data)
     if client.has_blob(repository, digest, len(data)):
         return "present"
-    session = start_upload(client, repository)
+    session: UploadSession | None = None
     try:
+        session = start_upload(client, repository)
         _put_digest(client, session, digest, data, retry=True)
-    except RegistryError:
-        # A retried PUT whose first try the registry committed (its answer lost) finds the session gone: the blob
-        # being there is what counts.
-        if client.has_blob(repository, digest, len(data)):
-            return "uploaded"
-        cancel_upload(client, session)
+    except RegistryError as error:
+        # A retried PUT whose first try the registry committed (its answer lost) finds the session gone, and another
+        # push may have committed the blob between our HEAD and POST: the blob being there is what counts.
+        with contextlib.suppress(RegistryError):  # a failed check must not hide why the upload failed
+            if client.has_blob(repository, digest, len(data)):
+                return "uploaded"
+        if session is not None and error.status is not None:  # no answer: the registry may still be committing
+            cancel_upload(client, session)
         raise
     return "uploaded"
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pytest
 
 import pymodelkit
@@ -191,6 +192,52 @@ def test_the_previous_handler_is_restored_and_ctrl_c_is_still_interrupted(
     finally:
         signal.signal(signal.SIGTERM, old)
     assert seen == []
+
+
+def test_a_python_handler_in_place_before_is_handed_the_sigterm_after_the_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program embedding main() with its own shutdown handler still learns of the SIGTERM that stopped it."""
+    seen: list[str] = []
+
+    def previous(signum: int, frame: object) -> None:
+        seen.append("previous handler")
+
+    def command() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+
+    old = signal.signal(signal.SIGTERM, previous)
+    try:
+        monkeypatch.setattr(cli.commands["version"], "callback", command)
+        assert _run(capsys, "version") == (143, "", TERMINATED)
+        assert seen == ["previous handler"]
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_a_sigterm_in_clicks_teardown_after_the_command_adds_no_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the command is over, a SIGTERM (here from a close callback of click's context) is not raised where click
+    would print a blank line and 'Abort': the command's result stands and the SIGTERM goes to the handler before."""
+    seen: list[str] = []
+
+    def previous(signum: int, frame: object) -> None:
+        seen.append("previous handler")
+
+    def command() -> None:
+        click.echo("done")
+        click.get_current_context().find_root().call_on_close(lambda: os.kill(os.getpid(), signal.SIGTERM))
+
+    old = signal.signal(signal.SIGTERM, previous)
+    try:
+        monkeypatch.setattr(cli.commands["version"], "callback", command)
+        assert _run(capsys, "version") == (0, "done\n", "")
+        assert seen == ["previous handler"]
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def test_off_the_main_thread_nothing_is_installed(
