@@ -10,7 +10,6 @@ unpack writing a 64 MiB file, a pack ingesting one, a pull whose big layer the f
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import subprocess
@@ -30,6 +29,7 @@ from pymodelkit.store.layout import LOCK_FILE
 from tests.support.faultproxy import FaultProxy
 from tests.support.rawkits import push_raw_layers
 from tests.support.registry import TestRegistry
+from tests.support.trees import pattern_bytes
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to see the child's files")
 
@@ -45,15 +45,10 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, st
     return code, out, err
 
 
-def _bytes(size: int, seed: bytes) -> bytes:
-    block = hashlib.sha256(seed).digest() * 2048  # 64 KiB
-    return (block * (size // len(block) + 1))[:size]
-
-
 def _tree(root: Path) -> Path:
     """A Kitfile with a 64 MiB model file and a code layer of 40 files in nested directories."""
     (root / "model").mkdir(parents=True)
-    (root / "model" / "weights.bin").write_bytes(_bytes(BIG, b"w"))
+    (root / "model" / "weights.bin").write_bytes(pattern_bytes(BIG, b"w"))
     for i in range(40):
         (root / "src" / f"d{i % 4}" / f"e{i % 3}").mkdir(parents=True, exist_ok=True)
         (root / "src" / f"d{i % 4}" / f"e{i % 3}" / f"f{i}.py").write_text(f"x = {i}\n")

@@ -8,7 +8,6 @@ it was, and running the same command again succeeds with the right bytes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -24,7 +23,7 @@ import pymodelkit
 from pymodelkit.cli.main import main
 from pymodelkit.registry import push
 from tests.support.registry import TestRegistry
-from tests.support.trees import unique_repo
+from tests.support.trees import pattern_bytes, unique_repo
 
 KITFILE = """manifestVersion: 1.0.0
 package:
@@ -44,14 +43,9 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, st
     return code, out, err
 
 
-def _bytes(size: int, seed: bytes) -> bytes:
-    block = hashlib.sha256(seed).digest() * 2048  # 64 KiB
-    return (block * (size // len(block) + 1))[:size]
-
-
 def _source(root: Path, weights: int = 3 << 20) -> Path:
     (root / "model").mkdir(parents=True)
-    (root / "model" / "weights.bin").write_bytes(_bytes(weights, b"w"))
+    (root / "model" / "weights.bin").write_bytes(pattern_bytes(weights, b"w"))
     (root / "sub").mkdir()
     (root / "sub" / "f").write_text("s\n")
     (root / "Kitfile").write_text(KITFILE)

@@ -4,7 +4,6 @@ chunks through cut uploads (audit P16)."""
 
 from __future__ import annotations
 
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from pymodelkit.errors import DigestMismatchError
 from pymodelkit.registry.retry import RetryPolicy
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import TestRegistry
-from tests.support.trees import unique_repo, write_source_tree
+from tests.support.trees import flip_blob_byte, unique_repo, write_source_tree
 
 FAST = RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.05, budget_s=10.0)
 KITFILE = "manifestVersion: 1.0.0\npackage:\n  name: corrupt\nmodel:\n  name: m\n  path: model\n"
@@ -31,12 +30,8 @@ def _archives(tmp_path: Path) -> tuple[pymodelkit.PackResult, Path, Path, pymode
     good = tmp_path / "good.tar"
     pymodelkit.save("corrupt:v1", good, store=store)
     layer = max(packed.manifest.layers or (), key=lambda d: d.size)
-    data = bytearray(good.read_bytes())
-    with tarfile.open(good) as tar:
-        member = tar.getmember(f"blobs/sha256/{layer.digest.hex}")
-    data[member.offset_data + member.size // 2] ^= 0xFF
     corrupt = tmp_path / "corrupt.tar"
-    corrupt.write_bytes(bytes(data))
+    flip_blob_byte(good, layer.digest.hex, corrupt)
     return packed, good, corrupt, layer.digest
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -29,7 +28,7 @@ from pymodelkit.registry.retry import RetryPolicy
 from pymodelkit.registry.upload import FileSpan, push_bytes, run_upload
 from tests.support.faultproxy import FaultProxy, ProxiedRequest
 from tests.support.registry import TestRegistry
-from tests.support.trees import unique_repo, write_source_tree
+from tests.support.trees import flip_blob_byte, unique_repo, write_source_tree
 
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.05, budget_s=10.0)
 KITFILE = "manifestVersion: 1.0.0\npackage:\n  name: cancel\nmodel:\n  name: m\n  path: model\n"
@@ -43,11 +42,7 @@ def _corrupt_archive(tmp_path: Path) -> tuple[Path, Digest]:
     archive = tmp_path / "corrupt.tar"
     pymodelkit.save("cancel:v1", archive, store=store)
     layer = max(packed.manifest.layers or (), key=lambda d: d.size)
-    data = bytearray(archive.read_bytes())
-    with tarfile.open(archive) as tar:
-        member = tar.getmember(f"blobs/sha256/{layer.digest.hex}")
-    data[member.offset_data + member.size // 2] ^= 0xFF
-    archive.write_bytes(bytes(data))
+    flip_blob_byte(archive, layer.digest.hex, archive)
     return archive, layer.digest
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import tarfile
 from pathlib import Path
 
-__all__ = ["CHURN_KITFILE", "read_tree", "unique_repo", "write_source_tree"]
+__all__ = ["CHURN_KITFILE", "flip_blob_byte", "pattern_bytes", "read_tree", "unique_repo", "write_source_tree"]
 
 CHURN_KITFILE = """manifestVersion: 1.0.0
 package:
@@ -49,3 +50,18 @@ def read_tree(root: Path) -> dict[str, bytes]:
 def unique_repo(prefix: str, name: str) -> str:
     """A repository name no other test uses on the shared session registry."""
     return f"{prefix}/{name}-{secrets.token_hex(4)}"
+
+
+def pattern_bytes(size: int, seed: bytes) -> bytes:
+    """``size`` deterministic bytes: the SHA-256 of ``seed`` repeated (a 64 KiB block), cut to size."""
+    block = hashlib.sha256(seed).digest() * 2048
+    return (block * (size // len(block) + 1))[:size]
+
+
+def flip_blob_byte(archive: Path, digest_hex: str, out: Path) -> None:
+    """Write ``out``: the OCI archive ``archive`` with the middle byte of its blob ``digest_hex`` flipped."""
+    data = bytearray(archive.read_bytes())
+    with tarfile.open(archive) as tar:
+        member = tar.getmember(f"blobs/sha256/{digest_hex}")
+    data[member.offset_data + member.size // 2] ^= 0xFF
+    out.write_bytes(bytes(data))

@@ -8,7 +8,6 @@ through a file (``RLIMIT_FSIZE``), and a journal rollback that meets files it di
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import logging
 import os
@@ -26,6 +25,7 @@ from pymodelkit.errors import ModelKitError, UnpackError, UnsafeArchiveError
 from pymodelkit.progress import ProgressEvent
 from pymodelkit.unpack.extract import extract_raw, extract_tar, write_kitfile
 from pymodelkit.unpack.journal import UnpackJournal
+from tests.support.trees import pattern_bytes
 
 KITFILE = """manifestVersion: 1.0.0
 package:
@@ -71,11 +71,6 @@ def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
     return result
 
 
-def _bytes(size: int, seed: bytes) -> bytes:
-    block = hashlib.sha256(seed).digest() * 2048  # 64 KiB
-    return (block * (size // len(block) + 1))[:size]
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> pymodelkit.LocalStore:
     return pymodelkit.LocalStore(tmp_path / "home")
@@ -83,10 +78,10 @@ def store(tmp_path: Path) -> pymodelkit.LocalStore:
 
 def _source(root: Path) -> Path:
     (root / "model").mkdir(parents=True)
-    (root / "model" / "weights.bin").write_bytes(_bytes(WEIGHTS, b"w"))
+    (root / "model" / "weights.bin").write_bytes(pattern_bytes(WEIGHTS, b"w"))
     (root / "model" / "config.json").write_text('{"layers": 2}\n')
     (root / "data").mkdir()
-    (root / "data" / "train.csv").write_bytes(_bytes(3 << 20, b"d"))
+    (root / "data" / "train.csv").write_bytes(pattern_bytes(3 << 20, b"d"))
     (root / "README.md").write_text("# big\n")
     (root / "Kitfile").write_text(KITFILE)
     return root
@@ -99,8 +94,8 @@ def packed(tmp_path: Path, store: pymodelkit.LocalStore) -> Path:
     pymodelkit.pack(src, tag="big:v1", store=store)
     raw = tmp_path / "raw-src"
     (raw / "data").mkdir(parents=True)
-    (raw / "weights.bin").write_bytes(_bytes(WEIGHTS, b"w"))
-    (raw / "data" / "train.csv").write_bytes(_bytes(1 << 20, b"d"))
+    (raw / "weights.bin").write_bytes(pattern_bytes(WEIGHTS, b"w"))
+    (raw / "data" / "train.csv").write_bytes(pattern_bytes(1 << 20, b"d"))
     (raw / "README.md").write_text("# raw\n")
     (raw / "Kitfile").write_text(
         "manifestVersion: 1.0.0\npackage:\n  name: raw\nmodel:\n  path: weights.bin\n"
@@ -179,7 +174,7 @@ def test_interrupted_raw_unpack_runs_again(packed: Path, store: pymodelkit.Local
         pymodelkit.unpack("big:raw", base / "out", store=store, on_progress=_InterruptAt("weights.bin", 1 << 20))
     assert snapshot(base) == before
     pymodelkit.unpack("big:raw", base / "out", store=store)
-    assert (base / "out" / "weights.bin").read_bytes() == _bytes(WEIGHTS, b"w")
+    assert (base / "out" / "weights.bin").read_bytes() == pattern_bytes(WEIGHTS, b"w")
 
 
 def test_interrupt_with_overwrite_leaves_old_or_new_files_never_a_truncated_one(
@@ -191,7 +186,7 @@ def test_interrupt_with_overwrite_leaves_old_or_new_files_never_a_truncated_one(
     with pytest.raises(KeyboardInterrupt):
         pymodelkit.unpack("big:v1", base, store=store, overwrite=True, on_progress=_InterruptAt("data", 1 << 20))
     # The model layer was complete, so its file was replaced; the dataset's was not: still the old one, whole.
-    assert (base / "model" / "weights.bin").read_bytes() == _bytes(WEIGHTS, b"w")
+    assert (base / "model" / "weights.bin").read_bytes() == pattern_bytes(WEIGHTS, b"w")
     assert (base / "data" / "train.csv").read_bytes() == b"old data"
     assert not [p for p in base.rglob(".pymodelkit-*")]
     pymodelkit.unpack("big:v1", base, store=store, overwrite=True)
@@ -209,7 +204,7 @@ def test_a_file_in_the_way_of_a_later_layer_removes_what_was_written(
     assert snapshot(base) == before
     pymodelkit.unpack("big:raw", base, store=store, ignore_existing=True)
     assert (base / "README.md").read_bytes() == b"my readme"
-    assert (base / "weights.bin").read_bytes() == _bytes(WEIGHTS, b"w")
+    assert (base / "weights.bin").read_bytes() == pattern_bytes(WEIGHTS, b"w")
 
 
 def test_write_progress_is_reported_per_layer(packed: Path, store: pymodelkit.LocalStore, base: Path) -> None:
@@ -250,7 +245,7 @@ def test_os_error_part_way_through_a_file_names_the_full_path_and_removes_it(bas
     target = base / "t"
     target.mkdir()
     before = snapshot(base)
-    layer = make_tar(file_("small.txt", b"s"), file_("sub/big.bin", _bytes(3 << 20, b"b")))
+    layer = make_tar(file_("small.txt", b"s"), file_("sub/big.bin", pattern_bytes(3 << 20, b"b")))
     with pytest.raises(ModelKitError) as err, _limited():
         extract_tar(io.BytesIO(layer), target)
     assert str(err.value) == f"cannot write {target.absolute()}/sub/big.bin: File too large"
@@ -258,7 +253,7 @@ def test_os_error_part_way_through_a_file_names_the_full_path_and_removes_it(bas
     assert not isinstance(err.value, UnpackError)  # an OS error: exit 1, not 9
     assert snapshot(base) == before
     with pytest.raises(ModelKitError, match=r"^cannot write .*/t/w\.bin: File too large$"), _limited():
-        extract_raw(io.BytesIO(_bytes(3 << 20, b"r")), target, file_path="w.bin", metadata_json=None,
+        extract_raw(io.BytesIO(pattern_bytes(3 << 20, b"r")), target, file_path="w.bin", metadata_json=None,
                     expected_size=None)
     assert snapshot(base) == before
 
