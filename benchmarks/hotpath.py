@@ -251,6 +251,8 @@ class Row:
     note: str = ""
     paired_ratio: float | None = None  # median of the per-round ratios (Figure.paired_ratio)
     rounds: int = 0  # runs of ours
+    seconds_by_round: list[float] = field(default_factory=list)  # ours, every run in order
+    reference_seconds_by_round: list[float] = field(default_factory=list)
 
 
 class Bench:
@@ -346,7 +348,9 @@ class Bench:
         paired = ours.paired_ratio(reference) if reference is not None else None
         self.rows.append(Row(group, ours.label, ours.mb_s, ours.best.seconds,
                              reference.label if reference is not None else "", reference.mb_s if reference else None,
-                             ratio, ours.rss_mib, ours.spread, note, paired, len(ours.runs)))
+                             ratio, ours.rss_mib, ours.spread, note, paired, len(ours.runs),
+                             [run.seconds for run in ours.runs],
+                             [run.seconds for run in reference.runs] if reference is not None else []))
         shown = f"{ratio:5.2f}x {reference.label}" if reference is not None and ratio is not None else ""
         if paired is not None:
             shown += f" (median of rounds {paired:.2f}x)"
