@@ -264,6 +264,7 @@ class Bench:
         self.url = url
         self.repeat = repeat
         self.transfer_repeat = repeat
+        self.curl_repeat = 0
         self.rows: list[Row] = []
         self.notes: list[str] = []
         self.rss: dict[str, float] = {}
@@ -719,13 +720,33 @@ def transfer_rows(bench: Bench, random_ctx: Path, size: int, layers_ctx: Path) -
     else:
         bench.notes.append("oras-py is not installed in this interpreter (pip install oras): its rows are skipped")
     # One blob's push is the registry's speed and varies by 10-20 % from run to run for every client: more rounds
-    # for these rows (the best of each, interleaved) compare the clients rather than the luck of three runs.
+    # for these rows (interleaved, rotated) compare the clients rather than the luck of three runs.
     bench.measure(ups, repeat=bench.transfer_repeat, rotate=True)
     bench.measure(downs, repeat=bench.transfer_repeat, rotate=True)
+    # The targets closest to parity are against curl: ``--curl-repeat`` more rounds of ours and curl alone (about 11 s
+    # a push round, 2 s a pull round), counted in those two rows only, so the other peers' rows compare equal rounds.
+    against_curl: dict[str, Figure] = {}
+    if shutil.which("curl") and bench.curl_repeat > 0:
+        more = {"ours_up": Figure(ours_up.label, size), "curl_up": Figure(curl_up.label, size),
+                "ours_down": Figure(ours_down.label, size), "curl_down": Figure(curl_down.label, size)}
+        bench.measure([(more["ours_up"], ours_push), (more["curl_up"], lambda: push_curl(bench, blob, layer))],
+                      repeat=bench.curl_repeat, rotate=True)
+        bench.measure([(more["ours_down"], ours_pull),
+                       (more["curl_down"], lambda: pull_curl(bench, pushed[-1], layer, size))],
+                      repeat=bench.curl_repeat, rotate=True)
+        for key, first in (("ours_up", ours_up), ("curl_up", curl_up), ("ours_down", ours_down),
+                           ("curl_down", curl_down)):
+            against_curl[key] = Figure(first.label, size, first.runs + more[key].runs)
     for peer in peers_up:
-        bench.row("push", ours_up, peer, note=_rss_note(peer))
+        if against_curl and peer is curl_up:
+            bench.row("push", against_curl["ours_up"], against_curl["curl_up"], note=_rss_note(peer))
+        else:
+            bench.row("push", ours_up, peer, note=_rss_note(peer))
     for peer in peers_down:
-        bench.row("pull", ours_down, peer, note=_rss_note(peer))
+        if against_curl and peer is curl_down:
+            bench.row("pull", against_curl["ours_down"], against_curl["curl_down"], note=_rss_note(peer))
+        else:
+            bench.row("pull", ours_down, peer, note=_rss_note(peer))
     shutil.rmtree(home, ignore_errors=True)
 
     layers_home = bench.fresh_dir("layers-home")
@@ -969,6 +990,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: $TMPDIR)")
     parser.add_argument("--transfer-repeat", type=int, default=9,
                         help="runs of each 1-layer push and pull (registry-bound: noisier than the others)")
+    parser.add_argument("--curl-repeat", type=int, default=12,
+                        help="more rounds of the 1-layer push and pull against curl alone (the targets nearest parity)")
     parser.add_argument("--again-gib", type=float, default=2.0,
                         help="size of the directory re-packed and re-pushed unchanged (the issue's 2 GiB)")
     parser.add_argument("--rss-gib", type=float, default=4.0, help="size of the model of the rss group")
@@ -1014,6 +1037,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with a_registry(work) as (host, url):
             bench = Bench(work, host, url, repeat)
             bench.transfer_repeat = 1 if args.quick else max(repeat, args.transfer_repeat)
+            bench.curl_repeat = 1 if args.quick else max(0, args.curl_repeat)
             startup = bench.child({"op": "noop"})
             load = os.getloadavg()
             print(f"{os.cpu_count()} CPUs, load {load[0]:.2f}; best of {repeat}; pymodelkit's process start-up "
@@ -1035,7 +1059,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "load_start": load[0], "load_end": os.getloadavg()[0]},
                     "size_bytes": size, "repeat": repeat, "startup_s": startup.process_seconds,
-                    "transfer_repeat": bench.transfer_repeat,
+                    "transfer_repeat": bench.transfer_repeat, "curl_repeat": bench.curl_repeat,
                     "rows": [asdict(row) for row in bench.rows], "peak_rss_mib": bench.rss, "notes": bench.notes,
                     "targets": verdicts,
                     "seconds": elapsed,
