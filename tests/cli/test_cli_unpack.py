@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pymodelkit
 from pymodelkit.cli.main import main
 from pymodelkit.registry import push
 from tests.support.registry import TestRegistry
-from tests.support.trees import pattern_bytes, unique_repo
+from tests.support.trees import pattern_bytes, snapshot_tree, unique_repo
 
 KITFILE = """manifestVersion: 1.0.0
 package:
@@ -54,16 +53,6 @@ def _source(root: Path, weights: int = 3 << 20) -> Path:
 
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _snapshot(root: Path) -> dict[str, tuple[object, ...]]:
-    result: dict[str, tuple[object, ...]] = {}
-    for path in sorted(root.rglob("*")):
-        st = path.lstat()
-        kind = "dir" if stat.S_ISDIR(st.st_mode) else "file"
-        result[str(path.relative_to(root))] = (kind, stat.S_IMODE(st.st_mode),
-                                               path.read_bytes() if kind == "file" else b"")
-    return result
 
 
 @pytest.fixture
@@ -103,7 +92,7 @@ def test_a_filter_that_does_not_parse_is_a_usage_error(
     assert out == ""
     assert err == (f"pymodelkit: error: Invalid value for '-f' / '--filter': {value!r}: {reason} "
                    "(see 'pymodelkit unpack --help')\n")
-    assert sorted(_snapshot(base)) == ["notes.txt"]  # not even the target directory
+    assert sorted(snapshot_tree(base)) == ["notes.txt"]  # not even the target directory
 
 
 @pytest.mark.parametrize("value", ["datasets:nosuch", "model:", "code:nosuch"])
@@ -145,12 +134,12 @@ def _unprivileged() -> list[str]:
 def test_read_only_subdirectory_is_an_os_error_naming_the_path_and_leaves_nothing(src: Path, base: Path) -> None:
     (base / "sub").mkdir()
     (base / "sub").chmod(0o555)
-    before = _snapshot(base)
+    before = snapshot_tree(base)
     run = subprocess.run([*_unprivileged(), "unpack", "demo:v1", "-d", str(base)], capture_output=True, text=True,
                          timeout=60)
     assert (run.returncode, run.stdout) == (1, "")
     assert run.stderr == f"pymodelkit: error: cannot write {base}/sub/f: Permission denied\n"
-    assert _snapshot(base) == before  # the Kitfile and model/weights.bin, written before sub/f, are gone
+    assert snapshot_tree(base) == before  # the Kitfile and model/weights.bin, written before sub/f, are gone
     (base / "sub").chmod(0o755)
     run = subprocess.run([*_unprivileged(), "unpack", "demo:v1", "-d", str(base)], capture_output=True, text=True,
                          timeout=60)
@@ -162,7 +151,7 @@ def test_read_only_target_names_the_full_path(src: Path, base: Path, monkeypatch
     (base / "ro").mkdir(mode=0o555)
     (base / "ro").chmod(0o555)
     monkeypatch.chdir(base)
-    before = _snapshot(base)
+    before = snapshot_tree(base)
     for target, message in [
         ("ro", f"cannot write {base}/ro/Kitfile: Permission denied"),
         ("ro/a/b", f"cannot create unpack directory {base}/ro/a/b: Permission denied"),
@@ -170,7 +159,7 @@ def test_read_only_target_names_the_full_path(src: Path, base: Path, monkeypatch
         run = subprocess.run([*_unprivileged(), "unpack", "demo:v1", "-d", target], capture_output=True, text=True,
                              timeout=60)
         assert (run.returncode, run.stderr) == (1, f"pymodelkit: error: {message}\n")
-        assert _snapshot(base) == before
+        assert snapshot_tree(base) == before
 
 
 def _size_limited(limit: int) -> list[str]:
@@ -192,13 +181,13 @@ def _size_limited(limit: int) -> list[str]:
 def test_a_write_that_fails_part_way_leaves_the_target_as_it_was(
     src: Path, base: Path, limit: int, failing: str
 ) -> None:
-    before = _snapshot(base)
+    before = snapshot_tree(base)
     target = base / "new" / "out"
     run = subprocess.run([*_size_limited(limit), "unpack", "demo:v1", "-d", str(target)], capture_output=True,
                          text=True, timeout=60)
     assert (run.returncode, run.stdout) == (1, "")
     assert run.stderr == f"pymodelkit: error: cannot write {target}/{failing}: File too large\n"
-    assert _snapshot(base) == before  # no 0-byte Kitfile, no truncated weights, no new/ nor new/out/
+    assert snapshot_tree(base) == before  # no 0-byte Kitfile, no truncated weights, no new/ nor new/out/
     run = subprocess.run([*CLI, "unpack", "demo:v1", "-d", str(target)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert _files(target) == _files(src)
@@ -217,7 +206,7 @@ def test_sigint_while_writing_a_layer_from_a_registry_leaves_nothing_and_a_rerun
     pymodelkit.pack(tree, tag=ref, store=publisher)
     push(ref, store=publisher, plain_http=True)
 
-    before = _snapshot(base)
+    before = snapshot_tree(base)
     target = base / "new" / "deeper"
     env = {**os.environ, "KITOPS_HOME": str(tmp_path / "consumer")}  # an empty store: unpack reads the registry
     child = subprocess.Popen([*CLI, "unpack", ref, "-d", str(target)], env=env, stdout=subprocess.PIPE,
@@ -238,7 +227,7 @@ def test_sigint_while_writing_a_layer_from_a_registry_leaves_nothing_and_a_rerun
             child.communicate()
     assert seen, f"the unpack ended before a layer was being written: {child.returncode} {err!r}"
     assert (child.returncode, out, err) == (130, "", "pymodelkit: error: interrupted\n")
-    assert _snapshot(base) == before
+    assert snapshot_tree(base) == before
 
     run = subprocess.run([*CLI, "unpack", ref, "-d", str(target)], env=env, capture_output=True, text=True,
                          timeout=120)

@@ -96,18 +96,23 @@ def test_saving_into_a_missing_directory_names_it_and_writes_nothing(
     assert not (tmp_path / "nodir").exists()
 
 
-def test_a_full_disk_while_saving_names_the_archive_not_its_temp(
-    saved: Saved, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from pymodelkit.ocilayout import archive as archive_module
-
+def _disk_full_for(module: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files ``module`` opens are created under their names, but written to ``/dev/full`` (ENOSPC)."""
     real_open = open
 
     def open_full(path: str | os.PathLike[str], mode: str, buffering: int = -1) -> BinaryIO:
         real_open(path, mode).close()
         return real_open("/dev/full", "wb", buffering=buffering)
 
-    monkeypatch.setattr(archive_module, "open", open_full, raising=False)
+    monkeypatch.setattr(module, "open", open_full, raising=False)
+
+
+def test_a_full_disk_while_saving_names_the_archive_not_its_temp(
+    saved: Saved, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pymodelkit.ocilayout import archive as archive_module
+
+    _disk_full_for(archive_module, monkeypatch)
     target = tmp_path / "full.tar"
     code, err = _cli(capsys, "--config", str(saved.store.home), "save", REFERENCE, "-o", str(target))
     assert code == 1
@@ -118,13 +123,7 @@ def test_a_full_disk_while_saving_names_the_archive_not_its_temp(
 def test_a_full_disk_while_saving_into_a_layout_names_the_blob_and_removes_the_layout(
     saved: Saved, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real_open = open
-
-    def open_full(path: str | os.PathLike[str], mode: str, buffering: int = -1) -> BinaryIO:
-        real_open(path, mode).close()
-        return real_open("/dev/full", "wb", buffering=buffering)
-
-    monkeypatch.setattr(directory_module, "open", open_full, raising=False)
+    _disk_full_for(directory_module, monkeypatch)
     layout = tmp_path / "usb" / "layout"
     code, err = _cli(capsys, "--config", str(saved.store.home), "save", REFERENCE, "-o", f"oci:{layout}")
     assert code == 1

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
+import stat
 import tarfile
 from pathlib import Path
 
-__all__ = ["CHURN_KITFILE", "flip_blob_byte", "pattern_bytes", "read_tree", "unique_repo", "write_source_tree"]
+__all__ = [
+    "CHURN_KITFILE", "flip_blob_byte", "pattern_bytes", "read_tree", "snapshot_tree", "unique_repo",
+    "write_source_tree",
+]
 
 CHURN_KITFILE = """manifestVersion: 1.0.0
 package:
@@ -65,3 +70,19 @@ def flip_blob_byte(archive: Path, digest_hex: str, out: Path) -> None:
         member = tar.getmember(f"blobs/sha256/{digest_hex}")
     data[member.offset_data + member.size // 2] ^= 0xFF
     out.write_bytes(bytes(data))
+
+
+def snapshot_tree(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every path under ``root`` (not following symlinks) with its kind, permission bits and content: a link's
+    target, a file's bytes."""
+    result: dict[str, tuple[object, ...]] = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        rel = path.relative_to(root).as_posix()
+        if stat.S_ISLNK(st.st_mode):
+            result[rel] = ("link", os.readlink(path))
+        elif stat.S_ISDIR(st.st_mode):
+            result[rel] = ("dir", stat.S_IMODE(st.st_mode))
+        else:
+            result[rel] = ("file", stat.S_IMODE(st.st_mode), path.read_bytes())
+    return result

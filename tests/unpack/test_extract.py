@@ -10,7 +10,6 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from pymodelkit.unpack.extract import (
     scan_tar,
     write_kitfile,
 )
+from tests.support.trees import snapshot_tree
 
 Entry = tuple[tarfile.TarInfo, bytes]
 
@@ -80,28 +80,6 @@ class OneWay(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         return self._source.readinto(buffer)
-
-
-def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
-    """Every path under root (not following symlinks) with its kind, permission bits and content."""
-    result: dict[str, tuple[object, ...]] = {}
-
-    def walk(directory: Path) -> Iterator[Path]:
-        for child in sorted(directory.iterdir()):
-            yield child
-            if child.is_dir() and not child.is_symlink():
-                yield from walk(child)
-
-    for path in walk(root):
-        rel = path.relative_to(root).as_posix()
-        st = path.lstat()
-        if stat.S_ISLNK(st.st_mode):
-            result[rel] = ("link", os.readlink(path))
-        elif stat.S_ISDIR(st.st_mode):
-            result[rel] = ("dir", stat.S_IMODE(st.st_mode))
-        else:
-            result[rel] = ("file", stat.S_IMODE(st.st_mode), path.read_bytes())
-    return result
 
 
 @pytest.fixture
@@ -168,13 +146,13 @@ def test_scan_refuses_hostile_entry(case: str) -> None:
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_extract_refuses_hostile_entry_before_writing(case: str, target: Path, outside: Path) -> None:
     entries, entry, message = HOSTILE[case]
-    before, outside_before = snapshot(target), snapshot(outside)
+    before, outside_before = snapshot_tree(target), snapshot_tree(outside)
     with pytest.raises(UnsafeArchiveError) as info:
         extract_tar(io.BytesIO(make_tar(*GOOD_FIRST, *entries)), target)
     assert str(info.value).startswith(message)
     assert info.value.details["entry"] == entry
-    assert snapshot(target) == before
-    assert snapshot(outside) == outside_before
+    assert snapshot_tree(target) == before
+    assert snapshot_tree(outside) == outside_before
     assert not (target.parent / "evil").exists() and not (target.parent / "x").exists()
 
 
@@ -183,14 +161,14 @@ def test_one_way_stream_refuses_hostile_entry_while_writing(case: str, target: P
     """Without a prescan every entry is still checked before it is written: nothing lands outside the target, and
     what was written before the bad entry is removed again."""
     entries, entry, message = HOSTILE[case]
-    before, outside_before = snapshot(target), snapshot(outside)
+    before, outside_before = snapshot_tree(target), snapshot_tree(outside)
     with pytest.raises(UnsafeArchiveError) as info:
         extract_tar(OneWay(make_tar(*GOOD_FIRST, *entries)), target)  # type: ignore[arg-type]
     assert str(info.value).startswith(message)
     assert info.value.details["entry"] == entry
-    assert snapshot(outside) == outside_before
+    assert snapshot_tree(outside) == outside_before
     assert sorted(p.name for p in target.parent.iterdir()) == ["outside", "target"]
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_nul_in_name_refused() -> None:
@@ -204,10 +182,10 @@ def test_nul_in_name_refused() -> None:
 def test_corrupt_compressed_layer_is_malformed(compression: str, target: Path) -> None:
     layer = bytearray(compress(make_tar(file_("a.bin", bytes(range(256)) * 64)), compression))
     layer[0] ^= 0xFF  # bad magic: a truncated zstd frame would read as empty, which only the digest catches
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnsafeArchiveError, match=r"^malformed "):
         extract_tar(io.BytesIO(bytes(layer)), target, compression=compression)
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_missing_target_directory(tmp_path: Path) -> None:
@@ -217,41 +195,41 @@ def test_missing_target_directory(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
 def test_compressed_hostile_layer_refused_before_writing(compression: str, target: Path) -> None:
-    before = snapshot(target)
+    before = snapshot_tree(target)
     layer = compress(make_tar(*GOOD_FIRST, special("link", tarfile.SYMTYPE, "/etc")), compression)
     with pytest.raises(UnsafeArchiveError, match=r"^unrecognized type in archive: link \(symlink\)$"):
         extract_tar(io.BytesIO(layer), target, compression=compression)
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_seekable_decompressed_stream_is_prescanned(target: Path) -> None:
     """A GzipFile handed over already decompressed is seekable, so it is scanned and rewound too."""
     layer = compress(make_tar(*GOOD_FIRST, file_("../evil", b"x")), "gzip")
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnsafeArchiveError, match=r"^illegal file path: \.\./evil: "):
         extract_tar(gzip.GzipFile(fileobj=io.BytesIO(layer)), target)  # type: ignore[arg-type]
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
     good = compress(make_tar(*GOOD_FIRST), "gzip")
     assert extract_tar(gzip.GzipFile(fileobj=io.BytesIO(good)), target) == [target / "ok/first.txt"]  # type: ignore[arg-type]
 
 
 def test_empty_name_refused(target: Path) -> None:
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnsafeArchiveError) as info:
         extract_tar(io.BytesIO(make_tar(file_("", b"x"))), target)
     assert str(info.value) == "illegal file path: (empty name)"
     assert info.value.details["entry"] == ""
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_pax_path_override_is_validated(target: Path) -> None:
     info, data = file_("harmless.txt", b"x")
     info.pax_headers = {"path": "../evil"}
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnsafeArchiveError) as err:
         extract_tar(io.BytesIO(make_tar((info, data))), target)
     assert err.value.details["entry"] == "../evil"
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_gnu_long_name_is_validated(target: Path) -> None:
@@ -262,31 +240,31 @@ def test_gnu_long_name_is_validated(target: Path) -> None:
 
 
 def test_pax_global_header_refused_as_kit_does(target: Path) -> None:
-    before = snapshot(target)
+    before = snapshot_tree(target)
     layer = make_tar(file_("a.txt", b"x"), pax_headers={"comment": "global"})
     with pytest.raises(UnsafeArchiveError) as err:
         extract_tar(io.BytesIO(layer), target)
     assert str(err.value) == "unrecognized type in archive: PAX global header before a.txt"
     assert err.value.details["entry"] == "a.txt"
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_corrupt_later_header_is_an_error_not_the_end(target: Path) -> None:
     layer = bytearray(make_tar(file_("a.txt", b"x" * 10), file_("b.txt", b"y"), fmt=tarfile.USTAR_FORMAT))
     layer[1024 + 148] ^= 0x01  # the second header's checksum
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnsafeArchiveError, match=r"^malformed tar layer after entry 'a.txt': ") as err:
         extract_tar(io.BytesIO(bytes(layer)), target)
     assert err.value.details["entry"] == "a.txt"
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_truncated_layer_refused_before_writing(target: Path) -> None:
     layer = make_tar(file_("a.txt", b"a"), file_("big.bin", b"z" * 5000))[:2048]
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnsafeArchiveError, match=r"^malformed tar layer"):
         extract_tar(io.BytesIO(layer), target)
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_garbage_is_malformed() -> None:
@@ -299,34 +277,34 @@ def test_garbage_is_malformed() -> None:
 
 def test_planted_directory_symlink_refused(target: Path, outside: Path) -> None:
     (target / "a").symlink_to(outside)
-    before, outside_before = snapshot(target), snapshot(outside)
+    before, outside_before = snapshot_tree(target), snapshot_tree(outside)
     layer = make_tar(file_("fine.txt", b"ok"), file_("a/passwd", b"owned"))
     with pytest.raises(UnsafeArchiveError) as err:
         extract_tar(io.BytesIO(layer), target, overwrite=True)
     assert str(err.value) == "illegal file path: a/passwd: 'a' is a symlink in the target directory"
     assert err.value.details["entry"] == "a/passwd"
-    assert snapshot(target) == before
-    assert snapshot(outside) == outside_before
+    assert snapshot_tree(target) == before
+    assert snapshot_tree(outside) == outside_before
 
 
 def test_planted_symlink_refused_on_one_way_stream(target: Path, outside: Path) -> None:
     """Without a prescan the write path itself (O_NOFOLLOW under a directory descriptor) refuses the symlink."""
     (target / "a").symlink_to(outside)
-    outside_before = snapshot(outside)
+    outside_before = snapshot_tree(outside)
     layer = make_tar(dir_("a"), dir_("a/sub"), file_("a/sub/x", b"owned"))
     with pytest.raises(UnsafeArchiveError) as err:
         extract_tar(OneWay(layer), target)  # type: ignore[arg-type]
     assert err.value.details["entry"] == "a"
-    assert snapshot(outside) == outside_before
+    assert snapshot_tree(outside) == outside_before
     layer = make_tar(file_("a/passwd", b"owned"))
     with pytest.raises(UnsafeArchiveError, match=r"'a' is a symlink in the target directory"):
         extract_tar(OneWay(layer), target, overwrite=True)  # type: ignore[arg-type]
-    assert snapshot(outside) == outside_before
+    assert snapshot_tree(outside) == outside_before
 
 
 def test_planted_file_symlink_never_written_through(target: Path, outside: Path) -> None:
     (target / "f").symlink_to(outside / "passwd")
-    before, outside_before = snapshot(target), snapshot(outside)
+    before, outside_before = snapshot_tree(target), snapshot_tree(outside)
     layer = make_tar(file_("f", b"owned"))
     with pytest.raises(UnsafeArchiveError, match=r"^illegal file path: f: 'f' is a symlink in the target directory$"):
         extract_tar(io.BytesIO(layer), target, overwrite=True)
@@ -335,8 +313,8 @@ def test_planted_file_symlink_never_written_through(target: Path, outside: Path)
     with pytest.raises(UnpackError, match=r"^path 'f' already exists$"):
         extract_tar(io.BytesIO(layer), target)
     assert extract_tar(io.BytesIO(layer), target, ignore_existing=True) == []
-    assert snapshot(target) == before
-    assert snapshot(outside) == outside_before
+    assert snapshot_tree(target) == before
+    assert snapshot_tree(outside) == outside_before
 
 
 def test_check_tar_target_refuses_symlinked_directory_entry(target: Path, outside: Path) -> None:
@@ -349,13 +327,13 @@ def test_check_tar_target_refuses_symlinked_directory_entry(target: Path, outsid
 
 
 def test_existing_file_refused_without_overwrite_before_any_write(target: Path) -> None:
-    before = snapshot(target)
+    before = snapshot_tree(target)
     layer = make_tar(file_("new.txt", b"new"), file_("keep.txt", b"replaced"))
     with pytest.raises(UnpackError) as err:
         extract_tar(io.BytesIO(layer), target)
     assert str(err.value) == "path 'keep.txt' already exists"
     assert err.value.details["path"] == "keep.txt"
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_overwrite_replaces_regular_file(target: Path) -> None:
@@ -379,31 +357,31 @@ def test_ignore_existing_skips_and_reports_only_new_files(target: Path) -> None:
 
 def test_overwrite_refuses_directory_in_place_of_file(target: Path) -> None:
     (target / "d").mkdir()
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnpackError, match=r"^path 'd' already exists and is not a regular file$"):
         extract_tar(io.BytesIO(make_tar(file_("d", b"x"))), target, overwrite=True)
     with pytest.raises(UnpackError, match=r"^path 'd' already exists and is not a regular file$"):
         extract_tar(OneWay(make_tar(file_("d", b"x"))), target, overwrite=True)  # type: ignore[arg-type]
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_file_in_place_of_directory_refused(target: Path) -> None:
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnpackError, match=r"^path 'keep.txt' already exists and is not a directory$"):
         extract_tar(io.BytesIO(make_tar(dir_("keep.txt"))), target, overwrite=True)
     with pytest.raises(UnpackError, match=r"^path 'keep.txt' already exists and is not a directory$"):
         extract_tar(io.BytesIO(make_tar(file_("keep.txt/inner", b"x"))), target, overwrite=True)
     with pytest.raises(UnpackError, match=r"^path 'keep.txt' already exists and is not a directory$"):
         extract_tar(OneWay(make_tar(file_("keep.txt/inner", b"x"))), target)  # type: ignore[arg-type]
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_duplicate_file_in_archive(target: Path) -> None:
     layer = make_tar(file_("dup", b"one"), file_("dup", b"two"))
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnpackError, match=r"^path 'dup' already exists$"):
         extract_tar(io.BytesIO(layer), target)
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
     assert extract_tar(io.BytesIO(layer), target, overwrite=True) == [target / "dup", target / "dup"]
     assert (target / "dup").read_bytes() == b"two"
 
@@ -429,7 +407,7 @@ def test_extracts_nested_tree_with_modes(target: Path) -> None:
     )
     written = extract_tar(io.BytesIO(layer), target)
     assert written == [target / "model/weights/a.bin", target / "model/run.sh", target / "model/suid"]
-    assert snapshot(target) == {
+    assert snapshot_tree(target) == {
         "keep.txt": ("file", 0o644, b"keep"),
         "model": ("dir", 0o750),
         "model/empty": ("dir", 0o700),
@@ -466,18 +444,18 @@ def test_umask_applies(target: Path) -> None:
 def test_parents_created_for_files_without_directory_entries(target: Path) -> None:
     written = extract_tar(io.BytesIO(make_tar(file_("x/y/z.txt", b"z", 0o640))), target)
     assert written == [target / "x/y/z.txt"]
-    assert snapshot(target)["x"] == ("dir", 0o755)
-    assert snapshot(target)["x/y"] == ("dir", 0o755)
-    assert snapshot(target)["x/y/z.txt"] == ("file", 0o640, b"z")
+    assert snapshot_tree(target)["x"] == ("dir", 0o755)
+    assert snapshot_tree(target)["x/y"] == ("dir", 0o755)
+    assert snapshot_tree(target)["x/y/z.txt"] == ("file", 0o640, b"z")
 
 
 def test_empty_stream_and_empty_archive_have_no_entries(target: Path) -> None:
-    before = snapshot(target)
+    before = snapshot_tree(target)
     assert scan_tar(io.BytesIO(b"")) == []
     assert extract_tar(io.BytesIO(b""), target) == []
     assert scan_tar(io.BytesIO(make_tar())) == []
     assert extract_tar(io.BytesIO(make_tar()), target) == []
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_long_names_pax_and_gnu(target: Path) -> None:
@@ -513,10 +491,10 @@ def test_extract_with_members_from_an_earlier_scan(target: Path) -> None:
 def test_extract_with_members_checks_target_first(target: Path) -> None:
     layer = make_tar(file_("a", b"1"), file_("keep.txt", b"2"))
     members = scan_tar(io.BytesIO(layer))
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnpackError, match=r"^path 'keep.txt' already exists$"):
         extract_tar(OneWay(layer), target, members=members)  # type: ignore[arg-type]
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_extract_refuses_stream_that_differs_from_scan(target: Path) -> None:
@@ -529,13 +507,13 @@ def test_extract_refuses_stream_that_differs_from_scan(target: Path) -> None:
 
 def test_one_way_stream_validates_every_entry_while_writing(target: Path) -> None:
     layer = make_tar(dir_("d"), file_("d/first.txt", b"1"), file_("second.txt", b"2"), file_("../evil", b"x"))
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnsafeArchiveError) as err:
         extract_tar(OneWay(layer), target)  # type: ignore[arg-type]
     assert err.value.details["entry"] == "../evil"
     assert not (target.parent / "evil").exists()
     # Without a prescan, the entries before the bad one were written, and are removed again.
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 # --- raw layers -----------------------------------------------------------------------------------------------------
@@ -550,14 +528,14 @@ def test_raw_layer_mode_and_size_from_metadata(target: Path) -> None:
         io.BytesIO(b"GGUF!"), target, file_path="models/model.gguf", metadata_json=RAW_META, expected_size=5
     )
     assert path == target / "models/model.gguf"
-    assert snapshot(target)["models"] == ("dir", 0o755)
-    assert snapshot(target)["models/model.gguf"] == ("file", 0o755, b"GGUF!")
+    assert snapshot_tree(target)["models"] == ("dir", 0o755)
+    assert snapshot_tree(target)["models/model.gguf"] == ("file", 0o755, b"GGUF!")
     assert sorted(p.name for p in (target / "models").iterdir()) == ["model.gguf"]
 
 
 def test_raw_layer_default_mode(target: Path) -> None:
     path = extract_raw(io.BytesIO(b"abc"), target, file_path="a.bin", metadata_json=None, expected_size=None)
-    assert snapshot(target)["a.bin"] == ("file", 0o644, b"abc")
+    assert snapshot_tree(target)["a.bin"] == ("file", 0o644, b"abc")
     assert path == target / "a.bin"
 
 
@@ -572,7 +550,7 @@ def test_raw_layer_zstd(target: Path) -> None:
         expected_size=None,
         compression="zstd",
     )
-    assert snapshot(target)["w.bin"] == ("file", 0o600, data)
+    assert snapshot_tree(target)["w.bin"] == ("file", 0o600, data)
 
 
 @pytest.mark.parametrize(
@@ -585,12 +563,12 @@ def test_raw_layer_zstd(target: Path) -> None:
 def test_raw_layer_size_mismatch_leaves_nothing(
     meta: str | None, expected_size: int | None, message: str, target: Path
 ) -> None:
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnpackError) as err:
         extract_raw(io.BytesIO(b"GGUF!"), target, file_path="m.gguf", metadata_json=meta, expected_size=expected_size)
     assert str(err.value) == message
     assert err.value.details["actual"] == 5
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 @pytest.mark.parametrize(
@@ -604,18 +582,18 @@ def test_raw_layer_size_mismatch_leaves_nothing(
     ],
 )
 def test_raw_layer_bad_path(file_path: str, message: str, target: Path) -> None:
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnsafeArchiveError) as err:
         extract_raw(io.BytesIO(b"x"), target, file_path=file_path, metadata_json=None, expected_size=None)
     assert str(err.value) == message
     assert err.value.details["entry"] == file_path
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_raw_layer_corrupt_zstd_leaves_nothing(target: Path) -> None:
     layer = bytearray(compress(bytes(range(256)) * 64, "zstd"))
     layer[0] ^= 0xFF  # bad magic: a truncated zstd frame would read as empty, which only the digest catches
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnsafeArchiveError, match=r"^malformed raw layer w.bin: "):
         extract_raw(
             io.BytesIO(bytes(layer)),
@@ -625,18 +603,18 @@ def test_raw_layer_corrupt_zstd_leaves_nothing(target: Path) -> None:
             expected_size=None,
             compression="zstd",
         )
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_raw_layer_bad_metadata(target: Path) -> None:
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnpackError, match=r"^invalid file metadata annotation for m: "):
         extract_raw(io.BytesIO(b"x"), target, file_path="m", metadata_json="{nope", expected_size=None)
     with pytest.raises(UnpackError, match=r"^invalid file metadata annotation for m: bad mode$"):
         extract_raw(io.BytesIO(b"x"), target, file_path="m", metadata_json='{"mode":"0644"}', expected_size=None)
     with pytest.raises(UnsafeArchiveError, match=r"^unrecognized type in raw layer: m \(typeflag 2\)$"):
         extract_raw(io.BytesIO(b"x"), target, file_path="m", metadata_json='{"typeflag":2}', expected_size=None)
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
 
 
 def test_raw_layer_existing_file_rules(target: Path) -> None:
@@ -656,21 +634,21 @@ def test_raw_layer_existing_file_rules(target: Path) -> None:
     assert run(ignore_existing=True) == target / "keep.txt"
     assert (target / "keep.txt").read_bytes() == b"keep"
     assert run(overwrite=True) == target / "keep.txt"
-    assert snapshot(target) == {"keep.txt": ("file", 0o644, b"new")}
+    assert snapshot_tree(target) == {"keep.txt": ("file", 0o644, b"new")}
 
 
 def test_raw_layer_refuses_symlinks_in_target(target: Path, outside: Path) -> None:
     (target / "a").symlink_to(outside)
     (target / "f").symlink_to(outside / "passwd")
-    before, outside_before = snapshot(target), snapshot(outside)
+    before, outside_before = snapshot_tree(target), snapshot_tree(outside)
     with pytest.raises(UnsafeArchiveError, match=r"^illegal file path: a/passwd: 'a' is a symlink in the target"):
         extract_raw(
             io.BytesIO(b"x"), target, file_path="a/passwd", metadata_json=None, expected_size=None, overwrite=True
         )
     with pytest.raises(UnsafeArchiveError, match=r"^illegal file path: f: 'f' is a symlink in the target"):
         extract_raw(io.BytesIO(b"x"), target, file_path="f", metadata_json=None, expected_size=None, overwrite=True)
-    assert snapshot(target) == before
-    assert snapshot(outside) == outside_before
+    assert snapshot_tree(target) == before
+    assert snapshot_tree(outside) == outside_before
 
 
 # --- the Kitfile ----------------------------------------------------------------------------------------------------
@@ -680,7 +658,7 @@ KITFILE = "manifestVersion: 1.0.0\npackage:\n  name: demo\n"
 
 def test_write_new_kitfile(target: Path) -> None:
     assert write_kitfile(target, KITFILE, overwrite=False) == target / "Kitfile"
-    assert snapshot(target)["Kitfile"] == ("file", 0o644, KITFILE.encode())
+    assert snapshot_tree(target)["Kitfile"] == ("file", 0o644, KITFILE.encode())
 
 
 def test_identical_kitfile_is_accepted_untouched(target: Path) -> None:
@@ -695,11 +673,11 @@ def test_identical_kitfile_is_accepted_untouched(target: Path) -> None:
 @pytest.mark.parametrize("existing", [KITFILE + "# extra\n", KITFILE.replace("demo", "dema")])
 def test_different_kitfile_refused_without_overwrite(existing: str, target: Path) -> None:
     (target / "Kitfile").write_text(existing)
-    before = snapshot(target)
+    before = snapshot_tree(target)
     with pytest.raises(UnpackError) as err:
         write_kitfile(target, KITFILE, overwrite=False)
     assert str(err.value) == "Kitfile exists and does not match model's Kitfile"
-    assert snapshot(target) == before
+    assert snapshot_tree(target) == before
     write_kitfile(target, KITFILE, overwrite=True)
     assert (target / "Kitfile").read_text() == KITFILE
 
@@ -710,8 +688,8 @@ def test_kitfile_that_is_not_a_regular_file(target: Path, outside: Path) -> None
         write_kitfile(target, KITFILE, overwrite=True)
     (target / "Kitfile").rmdir()
     (target / "Kitfile").symlink_to(outside / "passwd")
-    outside_before = snapshot(outside)
+    outside_before = snapshot_tree(outside)
     for overwrite in (False, True):
         with pytest.raises(UnpackError, match=r"exists and is not a regular file$"):
             write_kitfile(target, KITFILE, overwrite=overwrite)
-    assert snapshot(outside) == outside_before
+    assert snapshot_tree(outside) == outside_before

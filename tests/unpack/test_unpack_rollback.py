@@ -25,7 +25,7 @@ from pymodelkit.errors import ModelKitError, UnpackError, UnsafeArchiveError
 from pymodelkit.progress import ProgressEvent
 from pymodelkit.unpack.extract import extract_raw, extract_tar, write_kitfile
 from pymodelkit.unpack.journal import UnpackJournal
-from tests.support.trees import pattern_bytes
+from tests.support.trees import pattern_bytes, snapshot_tree
 
 KITFILE = """manifestVersion: 1.0.0
 package:
@@ -54,21 +54,6 @@ def make_tar(*entries: tuple[tarfile.TarInfo, bytes]) -> bytes:
         for info, data in entries:
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
-
-
-def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
-    """Every path under root (not following symlinks) with its kind, permission bits and content."""
-    result: dict[str, tuple[object, ...]] = {}
-    for path in sorted(root.rglob("*")):
-        st = path.lstat()
-        rel = path.relative_to(root).as_posix()
-        if stat.S_ISLNK(st.st_mode):
-            result[rel] = ("link", os.readlink(path))
-        elif stat.S_ISDIR(st.st_mode):
-            result[rel] = ("dir", stat.S_IMODE(st.st_mode))
-        else:
-            result[rel] = ("file", stat.S_IMODE(st.st_mode), path.read_bytes())
-    return result
 
 
 @pytest.fixture
@@ -142,37 +127,37 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_interrupted_unpack_leaves_target_as_it_was_and_runs_again(
     packed: Path, store: pymodelkit.LocalStore, base: Path, key: str, at: int
 ) -> None:
-    before = snapshot(base)
+    before = snapshot_tree(base)
     target = base / "new" / "deeper"
     hook = _InterruptAt(key, at)
     with pytest.raises(KeyboardInterrupt):
         pymodelkit.unpack("big:v1", target, store=store, on_progress=hook)
     assert hook.fired
-    assert snapshot(base) == before  # no Kitfile, no layer file, no temporary file, no new/ nor new/deeper/
+    assert snapshot_tree(base) == before  # no Kitfile, no layer file, no temporary file, no new/ nor new/deeper/
 
     result = pymodelkit.unpack("big:v1", target, store=store)
     assert _files(target) == _files(packed)
     assert sorted(result.files) == sorted(target / name for name in _files(packed) if name != "Kitfile")
-    assert snapshot(base)["notes.txt"] == ("file", 0o644, b"mine")
+    assert snapshot_tree(base)["notes.txt"] == ("file", 0o644, b"mine")
 
 
 def test_interrupt_in_an_existing_target_keeps_its_files(packed: Path, store: pymodelkit.LocalStore,
                                                           base: Path) -> None:
     (base / "model").mkdir()
     (base / "model" / "mine.txt").write_bytes(b"also mine")
-    before = snapshot(base)
+    before = snapshot_tree(base)
     with pytest.raises(KeyboardInterrupt):
         pymodelkit.unpack("big:v1", base, store=store, on_progress=_InterruptAt("data", 1))
-    assert snapshot(base) == before
+    assert snapshot_tree(base) == before
     pymodelkit.unpack("big:v1", base, store=store)
     assert _files(base) == {**_files(packed), "notes.txt": b"mine", "model/mine.txt": b"also mine"}
 
 
 def test_interrupted_raw_unpack_runs_again(packed: Path, store: pymodelkit.LocalStore, base: Path) -> None:
-    before = snapshot(base)
+    before = snapshot_tree(base)
     with pytest.raises(KeyboardInterrupt):
         pymodelkit.unpack("big:raw", base / "out", store=store, on_progress=_InterruptAt("weights.bin", 1 << 20))
-    assert snapshot(base) == before
+    assert snapshot_tree(base) == before
     pymodelkit.unpack("big:raw", base / "out", store=store)
     assert (base / "out" / "weights.bin").read_bytes() == pattern_bytes(WEIGHTS, b"w")
 
@@ -198,10 +183,10 @@ def test_a_file_in_the_way_of_a_later_layer_removes_what_was_written(
 ) -> None:
     """Raw layers are checked against the target only when written: the Kitfile and the model are out by then."""
     (base / "README.md").write_bytes(b"my readme")
-    before = snapshot(base)
+    before = snapshot_tree(base)
     with pytest.raises(UnpackError, match=r"^path 'README.md' already exists$"):
         pymodelkit.unpack("big:raw", base, store=store)
-    assert snapshot(base) == before
+    assert snapshot_tree(base) == before
     pymodelkit.unpack("big:raw", base, store=store, ignore_existing=True)
     assert (base / "README.md").read_bytes() == b"my readme"
     assert (base / "weights.bin").read_bytes() == pattern_bytes(WEIGHTS, b"w")
@@ -244,18 +229,18 @@ def test_filters_that_select_nothing_are_reported(
 def test_os_error_part_way_through_a_file_names_the_full_path_and_removes_it(base: Path) -> None:
     target = base / "t"
     target.mkdir()
-    before = snapshot(base)
+    before = snapshot_tree(base)
     layer = make_tar(file_("small.txt", b"s"), file_("sub/big.bin", pattern_bytes(3 << 20, b"b")))
     with pytest.raises(ModelKitError) as err, _limited():
         extract_tar(io.BytesIO(layer), target)
     assert str(err.value) == f"cannot write {target.absolute()}/sub/big.bin: File too large"
     assert err.value.details["errno"] == errno.EFBIG
     assert not isinstance(err.value, UnpackError)  # an OS error: exit 1, not 9
-    assert snapshot(base) == before
+    assert snapshot_tree(base) == before
     with pytest.raises(ModelKitError, match=r"^cannot write .*/t/w\.bin: File too large$"), _limited():
         extract_raw(io.BytesIO(pattern_bytes(3 << 20, b"r")), target, file_path="w.bin", metadata_json=None,
                     expected_size=None)
-    assert snapshot(base) == before
+    assert snapshot_tree(base) == before
 
 
 class _limited:
@@ -284,7 +269,7 @@ def test_rollback_spares_what_it_did_not_write(base: Path) -> None:
     os.rename(base / "a" / "other", base / "a" / "x")
     (base / "b" / "theirs").write_bytes(b"theirs")
     journal.rollback()
-    assert snapshot(base) == {
+    assert snapshot_tree(base) == {
         "a": ("dir", 0o755),
         "a/x": ("file", 0o644, b"someone else's"),
         "b": ("dir", 0o755),
@@ -299,7 +284,7 @@ def test_rollback_removes_a_file_replaced_by_a_duplicate_entry(base: Path) -> No
                           overwrite=True, journal=journal)
     assert written == [base / "d/dup", base / "d/dup"] and (base / "d/dup").read_bytes() == b"two"
     journal.rollback()
-    assert sorted(snapshot(base)) == ["notes.txt"]
+    assert sorted(snapshot_tree(base)) == ["notes.txt"]
 
 
 def test_rollback_keeps_a_file_that_existed_and_was_replaced(base: Path) -> None:
@@ -308,7 +293,7 @@ def test_rollback_keeps_a_file_that_existed_and_was_replaced(base: Path) -> None
     write_kitfile(base, "manifestVersion: 1.0.0\n", overwrite=False, journal=journal)
     extract_tar(io.BytesIO(make_tar(file_("notes.txt", b"new notes"))), base, overwrite=True, journal=journal)
     journal.rollback()
-    assert snapshot(base) == {"notes.txt": ("file", 0o600, b"new notes")}
+    assert snapshot_tree(base) == {"notes.txt": ("file", 0o600, b"new notes")}
 
 
 def test_make_target_and_rollback_remove_only_the_directories_made(base: Path) -> None:
@@ -316,7 +301,7 @@ def test_make_target_and_rollback_remove_only_the_directories_made(base: Path) -
     journal.make_target()
     assert stat.S_ISDIR((base / "a" / "b" / "c").stat().st_mode)
     journal.rollback()
-    assert sorted(snapshot(base)) == ["notes.txt"]
+    assert sorted(snapshot_tree(base)) == ["notes.txt"]
 
 
 def test_a_second_interrupt_does_not_stop_the_rollback(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -338,17 +323,17 @@ def test_a_second_interrupt_does_not_stop_the_rollback(base: Path, monkeypatch: 
         journal.rollback()
     monkeypatch.undo()
     assert calls == ["c", "b", "b", "a"]
-    assert sorted(snapshot(base)) == ["notes.txt"]
+    assert sorted(snapshot_tree(base)) == ["notes.txt"]
 
 
 def test_a_target_that_is_a_file_is_an_os_error(packed: Path, store: pymodelkit.LocalStore, base: Path) -> None:
-    before = snapshot(base)
+    before = snapshot_tree(base)
     for target in (base / "notes.txt", base / "notes.txt" / "sub"):
         with pytest.raises(ModelKitError) as err:
             pymodelkit.unpack("big:v1", target, store=store)
         assert str(err.value) == f"cannot create unpack directory {target}: Not a directory"
         assert not isinstance(err.value, UnpackError)
-    assert snapshot(base) == before
+    assert snapshot_tree(base) == before
 
 
 class _Unseekable(io.RawIOBase):
